@@ -1,0 +1,91 @@
+"""Ingest DAGs, one per gateway source in etl/sources/sources.yaml.
+
+Wiring only: each task calls one function of ``etl.ingest`` with plain arguments. Adding a
+source is a change to sources.yaml, not to this file.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from airflow.sdk import Asset, Param, dag, task
+
+from etl.sources import Source, load_sources
+
+DOC = """
+### Ingest `{id}` — {title}
+
+**Gateway kind:** `{kind}` · **endpoint:** `{endpoint}` · **schedule:** `{schedule}` · **feeds:** {domains}
+
+1. **extract** fetches the run's data interval from the gateway and lands the exact bytes
+   received in `landing/source={id}/date=<KST date>/` with an envelope (source, received_at,
+   batch_id). The key is a hash of the content: a re-run cannot land the same batch twice.
+2. **normalize** decodes the batch into canonical readings (UTC, canonical units, registry
+   joined), quarantines what cannot be used with a reason, drops duplicates, and commits to
+   the silver Delta table once per batch. It fails if
+   `received != accepted + quarantined + duplicates`. It also finishes batches that an
+   earlier, interrupted run landed but did not normalise.
+
+Re-running a run is always safe. The silver asset event's extra lists the KST dates touched.
+"""
+
+
+def silver_asset(domain: str) -> Asset:
+    return Asset(name=f"silver_{domain}", uri=f"citylake://silver/{domain}", group="citylake-silver")
+
+
+def build(source: Source):  # noqa: ANN201 - returns an Airflow DAG
+    outlets = [silver_asset(d) for d in source.domains]
+
+    @dag(
+        dag_id=f"ingest_{source.id}",
+        description=source.title,
+        schedule=source.schedule,
+        start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
+        catchup=False,
+        max_active_runs=4,
+        tags=["citylake", "ingest", source.kind, *source.domains] + (["private"] if source.private else []),
+        default_args={
+            "owner": "citylake-data-eng",
+            "retries": 3,
+            "retry_delay": timedelta(seconds=30),
+            "retry_exponential_backoff": True,
+            "max_retry_delay": timedelta(minutes=10),
+            "execution_timeout": timedelta(minutes=30),
+        },
+        params={
+            "window_start": Param(None, type=["null", "string"], format="date-time",
+                                  description="Override the data interval start (ISO 8601), e.g. to re-ingest a day"),
+            "window_end": Param(None, type=["null", "string"], format="date-time",
+                                description="Override the data interval end (ISO 8601)"),
+        },
+        doc_md=DOC.format(id=source.id, title=source.title, kind=source.kind, endpoint=source.endpoint,
+                          schedule=source.schedule, domains=", ".join(f"`silver_{d}`" for d in source.domains)),
+    )
+    def ingest() -> None:
+        @task
+        def extract(params: dict | None = None, data_interval_start: datetime | None = None,
+                    data_interval_end: datetime | None = None) -> dict:
+            from etl import ingest as job
+
+            start, end = job.window(params, data_interval_start, data_interval_end)
+            return job.extract(source.id, start, end)
+
+        @task(outlets=outlets)
+        def normalize(landed: dict, params: dict | None = None, data_interval_start: datetime | None = None,
+                      data_interval_end: datetime | None = None, *, outlet_events=None) -> dict:
+            from etl import ingest as job
+
+            start, _ = job.window(params, data_interval_start, data_interval_end)
+            summary = job.normalize_all(source.id, landed.get("envelope"), start)
+            for asset in outlets:
+                outlet_events[asset].extra = job.asset_extra(summary, asset.name.removeprefix("silver_"))
+            return summary
+
+        normalize(extract())
+
+    return ingest()
+
+
+for _source in load_sources().values():
+    if _source.active:
+        globals()[f"ingest_{_source.id}"] = build(_source)

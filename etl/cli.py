@@ -1,0 +1,138 @@
+"""The ``citylake`` command line."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from datetime import date, datetime
+
+
+def _day(text: str) -> date:
+    return date.fromisoformat(text)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from etl import demo
+
+    demo.run(day=args.day, fleet=args.fleet, faults=args.faults)
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from etl.simulate import run as sim
+
+    return sim.main(day=args.day, speed=args.speed, fleet=args.fleet, faults=args.faults, until=args.until)
+
+
+def cmd_sources(args: argparse.Namespace) -> int:
+    from etl.sources import load_sources
+
+    for s in load_sources().values():
+        print(f"{s.id:<20}{s.kind:<12}{s.schedule:<10}{','.join(s.domains):<18}{s.endpoint}")
+    return 0
+
+
+def cmd_registry(args: argparse.Namespace) -> int:
+    from etl.registry.generate import generate
+    from etl.registry.load import load_registry, write_csv
+
+    if args.action == "generate":
+        path = write_csv(generate(args.size, args.seed), args.out)
+        print(f"wrote {path}")
+    else:
+        table = load_registry(args.path)
+        counts = table.group_by(["domain", "kind"]).aggregate([("device_id", "count")]).to_pylist()
+        for row in sorted(counts, key=lambda r: (r["domain"], r["kind"])):
+            print(f"{row['domain']:<16}{row['kind']:<20}{row['device_id_count']:>7}")
+        print(f"valid: {table.num_rows} devices")
+    return 0
+
+
+def cmd_batches(args: argparse.Namespace) -> int:
+    import pyarrow.compute as pc
+
+    from etl import tables
+    from etl.storage import BATCHES, lake
+
+    t = tables.read(lake(), BATCHES)
+    if args.source:
+        t = t.filter(pc.equal(t["source"], args.source))
+    if args.day:
+        t = t.filter(pc.equal(pc.strftime(t["window_start"], "%Y-%m-%d"), args.day.isoformat()))
+    cols = ["batch_id", "received", "accepted", "quarantined", "duplicates"]
+    rows = t.sort_by("window_start").select(cols).to_pylist()
+    if args.json:
+        print(json.dumps(rows, default=str, indent=1))
+        return 0
+    print(f"{'batch':<58}{'received':>9}{'accepted':>9}{'quarant.':>9}{'dupes':>7}  ok")
+    bad = 0
+    for r in rows:
+        ok = r["received"] == r["accepted"] + r["quarantined"] + r["duplicates"]
+        bad += not ok
+        print(f"{r['batch_id']:<58}{r['received']:>9}{r['accepted']:>9}{r['quarantined']:>9}{r['duplicates']:>7}  {'yes' if ok else 'NO'}")
+    return 1 if bad else 0
+
+
+def cmd_quarantine(args: argparse.Namespace) -> int:
+    from etl import tables
+    from etl.storage import QUARANTINE, lake
+
+    filters = [("date", "=", args.day.isoformat())] if args.day else None
+    t = tables.read(lake(), QUARANTINE, filters)
+    for r in t.group_by(["source", "reason"]).aggregate([("batch_id", "count")]).sort_by("source").to_pylist():
+        print(f"{r['source']:<20}{r['reason']:<26}{r['batch_id_count']:>8}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="citylake", description="Goyang smart-city open-data lake")
+    p.add_argument("-v", "--verbose", action="store_true")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    d = sub.add_parser("demo", help="simulate a day and run every ingest DAG end to end (file:// lake under var/)")
+    d.add_argument("--day", type=_day, default=None, help="KST day to simulate (default 2026-11-24)")
+    d.add_argument("--fleet", default="small", help="small | goyang | path to a registry CSV")
+    d.add_argument("--faults", default="demo", choices=["none", "demo"])
+    d.set_defaults(func=cmd_demo)
+
+    s = sub.add_parser("simulate", help="run the simulated gateways on 127.0.0.1 with a simulated clock")
+    s.add_argument("--day", type=_day, required=True)
+    s.add_argument("--speed", type=float, default=1440.0, help="simulated seconds per wall second (1440: a day in a minute)")
+    s.add_argument("--until", type=_day, default=None, help="stop after this KST day (default: --day)")
+    s.add_argument("--fleet", default="small")
+    s.add_argument("--faults", default="demo", choices=["none", "demo"])
+    s.set_defaults(func=cmd_simulate)
+
+    sub.add_parser("sources", help="list the gateway sources").set_defaults(func=cmd_sources)
+
+    r = sub.add_parser("registry", help="generate or validate the device registry")
+    r.add_argument("action", choices=["generate", "validate"])
+    r.add_argument("--size", default="small", choices=["small", "goyang"])
+    r.add_argument("--seed", type=int, default=20261125)
+    r.add_argument("--out", default="fleet.csv")
+    r.add_argument("--path", default=None, help="registry to validate (default: the configured fleet)")
+    r.set_defaults(func=cmd_registry)
+
+    b = sub.add_parser("batches", help="per-batch reconciliation: received = accepted + quarantined + duplicates")
+    b.add_argument("--source")
+    b.add_argument("--day", type=_day)
+    b.add_argument("--json", action="store_true")
+    b.set_defaults(func=cmd_batches)
+
+    q = sub.add_parser("quarantine", help="quarantined records by source and reason")
+    q.add_argument("--day", type=_day)
+    q.set_defaults(func=cmd_quarantine)
+
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.cmd == "demo" and args.day is None:
+        from etl.demo import DEFAULT_DAY
+
+        args.day = DEFAULT_DAY
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The Goyang device fleet: seeded generation, CSV files and a validating loader."""

@@ -1,0 +1,235 @@
+"""One place for lake paths and for talking to file:// or s3:// storage.
+
+A :class:`Store` is a root URI plus the few operations the pipeline needs: atomic
+writes, write-if-absent (``If-None-Match: *`` on S3, a hard link on local disk), listing,
+and the options that pyarrow, delta-rs and DuckDB need to reach the same place.
+"""
+from __future__ import annotations
+
+import functools
+import os
+import tempfile
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from etl.settings import Settings, get_settings
+
+# Top-level prefixes of the private lake. Everything that names a lake path goes through here.
+LANDING = "landing"
+SILVER = "silver"
+QUARANTINE = "quarantine"
+BATCHES = "batches"
+GOLD = "gold"
+STATE = "state"
+
+
+@dataclass(frozen=True)
+class Store:
+    root: str  # file:///abs/path or s3://bucket/prefix, no trailing slash
+    settings: Settings
+
+    # ---- naming -----------------------------------------------------------------------
+    @property
+    def is_s3(self) -> bool:
+        return self.root.startswith("s3://")
+
+    def uri(self, *parts: str) -> str:
+        return "/".join([self.root, *[p.strip("/") for p in parts if p]])
+
+    def _local(self, key: str) -> Path:
+        return Path(self.root[len("file://"):]) / key
+
+    def _bucket_key(self, key: str) -> tuple[str, str]:
+        bucket, _, prefix = self.root[len("s3://"):].partition("/")
+        return bucket, "/".join(p for p in (prefix, key) if p)
+
+    # ---- object operations --------------------------------------------------------------
+    def put_if_absent(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> bool:
+        """Write ``data`` at ``key`` unless an object is already there. True if written."""
+        if self.is_s3:
+            bucket, k = self._bucket_key(key)
+            try:
+                _s3_client(self.settings).put_object(
+                    Bucket=bucket, Key=k, Body=data, IfNoneMatch="*", ContentType=content_type
+                )
+            except Exception as exc:  # botocore ClientError; keep botocore import lazy
+                code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
+                if code in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
+                    return False
+                raise
+            return True
+        path = self._local(key)
+        if path.exists():
+            return False
+        tmp = _write_temp(path, data)
+        try:
+            os.link(tmp, path)  # atomic and refuses to clobber
+        except FileExistsError:
+            return False
+        finally:
+            os.unlink(tmp)
+        return True
+
+    def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
+        """Atomically create or replace ``key`` (readers see the old or the new bytes)."""
+        if self.is_s3:
+            bucket, k = self._bucket_key(key)
+            _s3_client(self.settings).put_object(Bucket=bucket, Key=k, Body=data, ContentType=content_type)
+            return
+        path = self._local(key)
+        tmp = _write_temp(path, data)
+        os.replace(tmp, path)
+
+    def get(self, key: str) -> bytes:
+        if self.is_s3:
+            bucket, k = self._bucket_key(key)
+            return _s3_client(self.settings).get_object(Bucket=bucket, Key=k)["Body"].read()
+        return self._local(key).read_bytes()
+
+    def exists(self, key: str) -> bool:
+        if self.is_s3:
+            bucket, k = self._bucket_key(key)
+            try:
+                _s3_client(self.settings).head_object(Bucket=bucket, Key=k)
+            except Exception as exc:
+                code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
+                if code in ("404", "NoSuchKey", "NotFound"):
+                    return False
+                raise
+            return True
+        return self._local(key).exists()
+
+    def list(self, prefix: str) -> list[str]:
+        """Keys (relative to the root) under ``prefix``, sorted."""
+        return sorted(self._iter_keys(prefix))
+
+    def _iter_keys(self, prefix: str) -> Iterator[str]:
+        if self.is_s3:
+            bucket, k = self._bucket_key(prefix)
+            root_prefix = self._bucket_key("")[1]
+            strip = len(root_prefix) + 1 if root_prefix else 0
+            paginator = _s3_client(self.settings).get_paginator("list_objects_v2")
+            for page in paginator.paginate(Bucket=bucket, Prefix=k):
+                for obj in page.get("Contents", []):
+                    yield obj["Key"][strip:]
+            return
+        base = self._local(prefix)
+        root = self._local("")
+        if base.is_file():
+            yield str(base.relative_to(root))
+            return
+        if not base.exists():
+            return
+        for path in base.rglob("*"):
+            if path.is_file() and not path.name.startswith(".tmp-"):
+                yield str(path.relative_to(root))
+
+    # ---- engines ------------------------------------------------------------------------
+    def delta_options(self) -> dict[str, str]:
+        """``storage_options`` for delta-rs."""
+        if not self.is_s3:
+            return {}
+        c = self.settings.s3_credentials()
+        opts = {
+            "AWS_REGION": c["region"],
+            "AWS_ACCESS_KEY_ID": c.get("key", ""),
+            "AWS_SECRET_ACCESS_KEY": c.get("secret", ""),
+        }
+        if c.get("token"):
+            opts["AWS_SESSION_TOKEN"] = c["token"]
+        if c.get("endpoint"):
+            opts["AWS_ENDPOINT_URL"] = c["endpoint"]
+            if c["endpoint"].startswith("http://"):
+                opts["AWS_ALLOW_HTTP"] = "true"
+        return opts
+
+    def table_uri(self, *parts: str) -> str:
+        """URI of a Delta table as delta-rs and DuckDB expect it (plain path for local)."""
+        uri = self.uri(*parts)
+        return uri[len("file://"):] if uri.startswith("file://") else uri
+
+    def arrow_filesystem(self) -> tuple[Any, str]:
+        """A pyarrow filesystem and the root path inside it."""
+        import pyarrow.fs as pafs
+
+        if not self.is_s3:
+            return pafs.LocalFileSystem(), self.root[len("file://"):]
+        c = self.settings.s3_credentials()
+        kwargs: dict[str, Any] = {"region": c["region"], "access_key": c.get("key"), "secret_key": c.get("secret")}
+        if c.get("token"):
+            kwargs["session_token"] = c["token"]
+        if c.get("endpoint"):
+            scheme, _, hostport = c["endpoint"].partition("://")
+            kwargs.update(endpoint_override=hostport, scheme=scheme)
+        return pafs.S3FileSystem(**kwargs), self.root[len("s3://"):]
+
+    def duckdb_secret_sql(self) -> tuple[str, list[Any]] | None:
+        """CREATE SECRET statement (with parameters) for DuckDB httpfs, or None for local."""
+        if not self.is_s3:
+            return None
+        c = self.settings.s3_credentials()
+        endpoint = c.get("endpoint", "")
+        use_ssl = not endpoint.startswith("http://")
+        host = endpoint.split("://", 1)[-1] if endpoint else f"s3.{c['region']}.amazonaws.com"
+        parts = [
+            "TYPE S3",
+            f"KEY_ID '{_sql_literal(c.get('key', ''))}'",
+            f"SECRET '{_sql_literal(c.get('secret', ''))}'",
+            f"REGION '{_sql_literal(c['region'])}'",
+            f"ENDPOINT '{_sql_literal(host)}'",
+            f"USE_SSL {'true' if use_ssl else 'false'}",
+        ]
+        if endpoint:
+            parts.append("URL_STYLE 'path'")
+        return "CREATE OR REPLACE SECRET citylake_s3 (" + ", ".join(parts) + ")", []
+
+
+def _sql_literal(value: str) -> str:
+    return value.replace("'", "''")
+
+
+def _write_temp(path: Path, data: bytes) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    return tmp
+
+
+@functools.lru_cache(maxsize=8)
+def _client_for(endpoint: str | None, region: str, key: str | None, secret: str | None, token: str | None) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name=region,
+        aws_access_key_id=key,
+        aws_secret_access_key=secret,
+        aws_session_token=token,
+        config=Config(retries={"max_attempts": 8, "mode": "adaptive"}, s3={"addressing_style": "path"}),
+    )
+
+
+def _s3_client(settings: Settings) -> Any:
+    c = settings.s3_credentials()
+    return _client_for(c.get("endpoint"), c["region"], c.get("key"), c.get("secret"), c.get("token"))
+
+
+def lake(settings: Settings | None = None) -> Store:
+    s = settings or get_settings()
+    return Store(s.lake_uri, s)
+
+
+def public(settings: Settings | None = None) -> Store:
+    s = settings or get_settings()
+    return Store(s.public_uri, s)
+
+
+def new_token() -> str:
+    return uuid.uuid4().hex

@@ -1,0 +1,166 @@
+"""The lake's Delta tables: their schemas and the few ways we write and read them.
+
+Writes are *once per batch*: every commit carries a Delta application transaction
+(``txn`` action, app id = batch id), so a re-run after a crash sees the batch already
+committed and writes nothing. The check and the commit are part of the Delta log, so there
+is no side ledger to get out of step.
+"""
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any, Iterable
+
+import pyarrow as pa
+
+from etl.storage import BATCHES, QUARANTINE, SILVER, Store
+
+log = logging.getLogger(__name__)
+
+TS = pa.timestamp("us", tz="UTC")
+
+# The canonical reading (DESIGN.md), plus the partition column `date` (KST date of ts) and
+# `subject`, a private pseudonymous id (daycare tags only; null elsewhere, never published).
+SILVER_SCHEMA = pa.schema([
+    ("device_id", pa.string()),
+    ("domain", pa.string()),
+    ("metric", pa.string()),
+    ("ts", TS),
+    ("value", pa.float64()),
+    ("unit", pa.string()),
+    ("quality_flag", pa.string()),
+    ("source", pa.string()),
+    ("batch_id", pa.string()),
+    ("received_at", TS),
+    ("subject", pa.string()),
+    ("date", pa.string()),
+])
+
+QUARANTINE_SCHEMA = pa.schema([
+    ("source", pa.string()),
+    ("batch_id", pa.string()),
+    ("frame", pa.int32()),
+    ("reason", pa.string()),
+    ("detail", pa.string()),
+    ("ref", pa.string()),
+    ("device_id", pa.string()),
+    ("domain", pa.string()),
+    ("metric", pa.string()),
+    ("ts", TS),
+    ("value", pa.float64()),
+    ("unit", pa.string()),
+    ("raw", pa.string()),
+    ("received_at", TS),
+    ("date", pa.string()),  # KST date of ts, or of received_at when ts is unknown
+])
+
+BATCHES_SCHEMA = pa.schema([
+    ("batch_id", pa.string()),
+    ("source", pa.string()),
+    ("window_start", TS),
+    ("window_end", TS),
+    ("received_at", TS),
+    ("normalized_at", TS),
+    ("frames", pa.int64()),
+    ("received", pa.int64()),
+    ("accepted", pa.int64()),
+    ("quarantined", pa.int64()),
+    ("duplicates", pa.int64()),
+    ("duplicates_in_batch", pa.int64()),
+    ("duplicates_in_lake", pa.int64()),
+    ("domains", pa.list_(pa.string())),
+    ("dates", pa.list_(pa.string())),
+    ("month", pa.string()),
+])
+
+PARTITIONS = {SILVER: ["domain", "date"], QUARANTINE: ["date"], BATCHES: ["month"]}
+SCHEMAS = {SILVER: SILVER_SCHEMA, QUARANTINE: QUARANTINE_SCHEMA, BATCHES: BATCHES_SCHEMA}
+
+
+def _writer_properties() -> Any:
+    from deltalake import WriterProperties
+
+    return WriterProperties(compression="ZSTD", compression_level=3, max_row_group_size=1 << 20)
+
+
+def open_table(store: Store, name: str) -> Any | None:
+    """The DeltaTable, or None if it does not exist yet."""
+    from deltalake import DeltaTable
+
+    uri = store.table_uri(name)
+    if not DeltaTable.is_deltatable(uri, storage_options=store.delta_options()):
+        return None
+    return DeltaTable(uri, storage_options=store.delta_options())
+
+
+def committed(store: Store, name: str, batch_id: str) -> bool:
+    dt = open_table(store, name)
+    return dt is not None and dt.transaction_version(batch_id) is not None
+
+
+def append_once(store: Store, name: str, table: pa.Table, batch_id: str, metadata: dict[str, str] | None = None) -> bool:
+    """Append ``table`` to Delta table ``name`` unless ``batch_id`` was committed. True if written."""
+    from deltalake import CommitProperties, Transaction, write_deltalake
+
+    if committed(store, name, batch_id):
+        log.info("%s: batch %s already committed, nothing to write", name, batch_id)
+        return False
+    table = table.cast(SCHEMAS[name])
+    props = CommitProperties(
+        custom_metadata={"citylake.batch_id": batch_id, **(metadata or {})},
+        app_transactions=[Transaction(app_id=batch_id, version=1)],
+    )
+    write_deltalake(
+        store.table_uri(name), table, mode="append", partition_by=PARTITIONS[name],
+        storage_options=store.delta_options(), writer_properties=_writer_properties(), commit_properties=props,
+    )
+    return True
+
+
+def existing_keys(store: Store, domain_dates: Iterable[tuple[str, str]], ts_min: datetime, ts_max: datetime) -> pa.Table:
+    """Silver keys (device_id, metric, ts, subject) in the given partitions and time range.
+
+    Partition filters prune files; the ts range uses Parquet row-group statistics, so
+    only the slice of the day a batch overlaps is read.
+    """
+    import pyarrow.dataset as ds
+
+    empty = pa.table({n: pa.array([], SILVER_SCHEMA.field(n).type) for n in ("device_id", "metric", "ts", "subject")})
+    dt = open_table(store, SILVER)
+    pairs = sorted(set(domain_dates))
+    if dt is None or not pairs:
+        return empty
+    tables = []
+    for domain, dates in _group(pairs).items():
+        dataset = dt.to_pyarrow_dataset(partitions=[("domain", "=", domain), ("date", "in", dates)])
+        flt = (ds.field("ts") >= pa.scalar(ts_min, TS)) & (ds.field("ts") <= pa.scalar(ts_max, TS))
+        tables.append(dataset.to_table(columns=["device_id", "metric", "ts", "subject"], filter=flt))
+    return pa.concat_tables(tables).cast(empty.schema) if tables else empty
+
+
+def batch_rows(store: Store, batch_id: str, domain_dates: Iterable[tuple[str, str]]) -> pa.Table:
+    """The silver rows a committed batch wrote (to resume its bookkeeping after a crash)."""
+    import pyarrow.dataset as ds
+
+    dt = open_table(store, SILVER)
+    parts = []
+    for domain, dates in _group(sorted(set(domain_dates))).items():
+        dataset = dt.to_pyarrow_dataset(partitions=[("domain", "=", domain), ("date", "in", dates)])
+        parts.append(dataset.to_table(filter=ds.field("batch_id") == batch_id))
+    return pa.concat_tables(parts).cast(SILVER_SCHEMA) if parts else SILVER_SCHEMA.empty_table()
+
+
+def _group(pairs: list[tuple[str, str]]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for domain, d in pairs:
+        out.setdefault(domain, []).append(d)
+    return out
+
+
+def read(store: Store, name: str, filters: list[tuple[str, str, Any]] | None = None, columns: list[str] | None = None) -> pa.Table:
+    """A whole table (or its filtered partitions) as Arrow; empty with the schema if absent."""
+    dt = open_table(store, name)
+    if dt is None:
+        schema = SCHEMAS[name]
+        return schema.empty_table() if columns is None else schema.empty_table().select(columns)
+    return dt.to_pyarrow_dataset(partitions=filters).to_table(columns=columns)
