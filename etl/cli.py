@@ -25,6 +25,28 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return sim.main(day=args.day, speed=args.speed, fleet=args.fleet, faults=args.faults, until=args.until)
 
 
+def cmd_run_dag(args: argparse.Namespace) -> int:
+    """Run one DAG once with dag.test() (local SQLite Airflow unless AIRFLOW_HOME is set)."""
+    import os
+    from pathlib import Path
+
+    from etl import airflow_local
+
+    if "AIRFLOW_HOME" not in os.environ:
+        airflow_local.configure(airflow_local.REPO / "var" / "airflow")
+        airflow_local.migrate()
+    else:
+        airflow_local.configure(Path(os.environ["AIRFLOW_HOME"]))
+    dag = airflow_local.load_dags()[args.dag_id]
+    conf = {"window_start": args.start, "window_end": args.end} if args.start else None
+    from etl.timeutil import parse_iso
+
+    logical = parse_iso(args.start) if args.start else datetime.now().astimezone()
+    dr = airflow_local.run(dag, logical, conf)
+    print(json.dumps({"dag_id": args.dag_id, "run_id": dr.run_id, "state": str(dr.state)}))
+    return 0
+
+
 def cmd_sources(args: argparse.Namespace) -> int:
     from etl.sources import load_sources
 
@@ -105,6 +127,12 @@ def main(argv: list[str] | None = None) -> int:
     s.set_defaults(func=cmd_simulate)
 
     sub.add_parser("sources", help="list the gateway sources").set_defaults(func=cmd_sources)
+
+    rd = sub.add_parser("run-dag", help="run one DAG once locally with dag.test()")
+    rd.add_argument("dag_id")
+    rd.add_argument("--start", help="window_start (ISO 8601)")
+    rd.add_argument("--end", help="window_end (ISO 8601)")
+    rd.set_defaults(func=cmd_run_dag)
 
     r = sub.add_parser("registry", help="generate or validate the device registry")
     r.add_argument("action", choices=["generate", "validate"])

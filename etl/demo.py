@@ -83,6 +83,8 @@ def run(day: date = DEFAULT_DAY, fleet: str = "small", faults: str = "demo", fre
     with Gateways(fleet_devices, SimClock.frozen(end + timedelta(hours=2)), settings, plan) as gw:
         for s in sources.values():  # the durable subscriptions exist before devices publish
             if "topic" in s.options:
+                if fresh:
+                    mqtt.reset_session(settings.mqtt_host, settings.mqtt_port, s.options["client_id"])
                 mqtt.ensure_session(settings.mqtt_host, settings.mqtt_port, s.options["topic"], s.options["client_id"])
         pushed = gw.push(start, end)
         print(f"simulated {day} (KST) for the {fleet} fleet: {pushed}")

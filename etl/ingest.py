@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import urlparse
 
-from etl import landing
+from etl import failpoints, landing
 from etl.extract.frames import Frame
 from etl.sources import Source, load_sources
 from etl.storage import Store, lake
@@ -161,6 +161,7 @@ def _land(store: Store, source: Source, start: datetime, end: datetime, frames: 
         log.info("%s: nothing received for %s..%s", source.id, start, end)
         return {"source": source.id, "batch_id": None, "envelope": None, "frames": 0, "landed": False}
     env, wrote = landing.land(store, source.id, source.kind, start, end, frames, received_at)
+    failpoints.hit("after_landing")
     log.info("%s: %s batch %s (%d frames, %d bytes)", source.id, "landed" if wrote else "already had",
              env.batch_id, env.frames, env.bytes)
     return {"source": source.id, "batch_id": env.batch_id, "envelope": env.key[: -len(".jsonl")] + ".envelope.json",

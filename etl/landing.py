@@ -12,6 +12,7 @@ import json
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
+from etl import failpoints
 from etl.extract.frames import Frame, encode_frames
 from etl.storage import LANDING, STATE, Store
 from etl.timeutil import kst_date, parse_iso, utc
@@ -58,6 +59,7 @@ def land(
     if store.exists(env_key):
         return Envelope(**json.loads(store.get(env_key))), False
     wrote = store.put_if_absent(key, data, "application/x-ndjson")
+    failpoints.hit("after_landing_data")
     env = Envelope(
         batch_id=batch_id, source=source, kind=kind,
         window_start=utc(window_start).isoformat(), window_end=utc(window_end).isoformat(),

@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from etl import tables, units
+from etl import failpoints, tables, units
 from etl.extract.frames import DECODED, REJECTS, Frame, decode_frames
 from etl.landing import Envelope, read_data
 from etl.sources import Source
@@ -217,7 +217,7 @@ def normalize(store: Store, source: Source, env: Envelope, registry: pa.Table) -
     classified = classify(decoded, registry, source.id)
     has_reason = pc.is_valid(classified["reason"])
     good = classified.filter(pc.and_(pc.invert(has_reason), pc.equal(classified["dup_rank"], 1)))
-    dups_in_batch = classified.num_rows - good.num_rows - pc.sum(has_reason.cast(pa.int64())).as_py()
+    dups_in_batch = classified.num_rows - good.num_rows - (pc.sum(has_reason.cast(pa.int64())).as_py() or 0)
     bad = classified.filter(has_reason)
     silver = _silver_rows(good.sort_by([("device_id", "ascending"), ("ts", "ascending")]), env)
     # Another batch (an overlapping window, a redelivery) may already hold these readings.
@@ -239,7 +239,9 @@ def normalize(store: Store, source: Source, env: Envelope, registry: pa.Table) -
     domains = sorted(set(pc.unique(fresh["domain"]).to_pylist()) | set(source.domains))
     meta = {"citylake.source": source.id}
     tables.append_once(store, SILVER, fresh, env.batch_id, meta)
+    failpoints.hit("after_silver_commit")
     tables.append_once(store, QUARANTINE, quarantine, env.batch_id, meta)
+    failpoints.hit("after_quarantine_commit")
     now = datetime.now(timezone.utc)
     record = pa.table({
         "batch_id": [env.batch_id], "source": [source.id],

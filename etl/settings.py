@@ -33,6 +33,8 @@ class Settings:
     mqtt_host: str
     mqtt_port: int
     mqtt_protocol: str
+    mqtt_topic_root: str
+    mqtt_client_prefix: str
     csv_drop_dir: str
     pseudonym_key_env: str
 

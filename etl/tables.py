@@ -86,11 +86,13 @@ def _writer_properties() -> Any:
 def open_table(store: Store, name: str) -> Any | None:
     """The DeltaTable, or None if it does not exist yet."""
     from deltalake import DeltaTable
+    from deltalake.exceptions import TableNotFoundError
 
-    uri = store.table_uri(name)
-    if not DeltaTable.is_deltatable(uri, storage_options=store.delta_options()):
+    # (DeltaTable.is_deltatable hangs against S3 in deltalake 1.6.6; opening and catching does not)
+    try:
+        return DeltaTable(store.table_uri(name), storage_options=store.delta_options())
+    except TableNotFoundError:
         return None
-    return DeltaTable(uri, storage_options=store.delta_options())
 
 
 def committed(store: Store, name: str, batch_id: str) -> bool:

@@ -24,7 +24,7 @@ import math
 import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Iterator
 from urllib.parse import quote, quote_plus, urlencode
 
@@ -35,6 +35,8 @@ from etl.extract import http
 from etl.extract.frames import DECODED, REJECTS, Frame, Rows, excerpt
 from etl.extract.http import GatewayError
 from etl.timeutil import parse_local
+
+HOUR = timedelta(hours=1)
 from quality.reasons import check
 
 # value field -> (canonical metric, unit as sent, flag field)
@@ -341,11 +343,15 @@ def _decode_item(item: dict[str, Any], frame: Frame, good: Rows, bad: Rows) -> N
 
 
 def _data_time(text: Any) -> datetime | None:
-    """Hour-ending UTC time of a KST ``dataTime`` (``24:00`` allowed), None if unreadable."""
+    """Start (UTC) of the averaging hour a KST ``dataTime`` names, None if unreadable.
+
+    AirKorea's ``dataTime`` is hour-ending (``24:00`` = 23:00–24:00 of that day); silver
+    stores the start of the hour, so an hour belongs to the KST date it was measured on.
+    """
     if not isinstance(text, str):
         return None
     try:
-        return parse_local(text)
+        return parse_local(text) - HOUR
     except ValueError:
         return None
 

@@ -141,6 +141,21 @@ def drain(host: str, port: int, topic: str, client_id: str, *, idle_s: float = 1
     return out
 
 
+def reset_session(host: str, port: int, client_id: str) -> None:
+    """Discard a durable session and its queue (demo resets only; never in production)."""
+    c = make_client(client_id)
+    done = threading.Event()
+    c.on_connect = lambda *a, **k: done.set()
+    if c._protocol == 5:
+        c.connect(host, port, clean_start=True)
+    else:
+        c.connect(host, port)
+    c.loop_start()
+    done.wait(10)
+    c.disconnect()
+    c.loop_stop()
+
+
 def ensure_session(host: str, port: int, topic: str, client_id: str) -> None:
     """Register the durable subscription (done once at deploy; harmless to repeat)."""
     d = drain(host, port, topic, client_id, idle_s=0.2, max_messages=0)

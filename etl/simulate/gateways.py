@@ -89,9 +89,9 @@ class Gateways:
         from etl.simulate.mqtt_pub import publish
 
         s = self.settings
-        mq = messages.mqtt_messages(self.devices, start, end, self.faults)
-        cs = messages.chirpstack_messages(self.devices, start, end, self.faults)
-        n_mqtt = publish(mq, s.mqtt_host, s.mqtt_port, "citylake-sim-gateway", self.faults)
-        n_lns = publish(cs, s.mqtt_host, s.mqtt_port, "citylake-sim-chirpstack", self.faults)
+        mq = messages.mqtt_messages(self.devices, start, end, self.faults, s.mqtt_topic_root)
+        cs = messages.chirpstack_messages(self.devices, start, end, self.faults, s.mqtt_topic_root)
+        n_mqtt = publish(mq, s.mqtt_host, s.mqtt_port, f"{s.mqtt_client_prefix}-sim-gateway", self.faults)
+        n_lns = publish(cs, s.mqtt_host, s.mqtt_port, f"{s.mqtt_client_prefix}-sim-chirpstack", self.faults)
         files = csv_drop.write_drops(self.of("water_probe"), start, end, Path(s.csv_drop_dir), self.faults)
         return {"mqtt_messages": n_mqtt, "chirpstack_messages": n_lns, "csv_files": len(files)}

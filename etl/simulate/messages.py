@@ -67,15 +67,16 @@ def _corrupt(payload: bytes) -> bytes:
     return payload[: max(1, len(payload) // 2)]  # truncated mid-object, as a flaky modem does
 
 
-def mqtt_messages(devices: list[Device], start: datetime, end: datetime, faults: FaultPlan) -> list[tuple[datetime, str, bytes]]:
+def mqtt_messages(devices: list[Device], start: datetime, end: datetime, faults: FaultPlan,
+                  root: str = "goyang") -> list[tuple[datetime, str, bytes]]:
     """(send time, topic, payload) of streetlights and air sensors, in send order, with faults."""
     out: list[tuple[datetime, str, bytes]] = []
     for d in devices:
         kind = d["kind"]
         if kind == "streetlight":
-            topic, build = f"goyang/streetlights/{d['external_id']}/state", streetlight_payload
+            topic, build = f"{root}/streetlights/{d['external_id']}/state", streetlight_payload
         elif kind == "lowcost_pm":
-            topic, build = f"goyang/air/{d['external_id']}/pm", airsensor_payload
+            topic, build = f"{root}/air/{d['external_id']}/pm", airsensor_payload
         else:
             continue
         for ts in ticks(d, start, end):
@@ -127,7 +128,8 @@ def bin_uplinks(device: Device, start: datetime, end: datetime) -> list[tuple[da
     return out
 
 
-def chirpstack_messages(devices: list[Device], start: datetime, end: datetime, faults: FaultPlan) -> list[tuple[datetime, str, bytes]]:
+def chirpstack_messages(devices: list[Device], start: datetime, end: datetime, faults: FaultPlan,
+                        root: str = "goyang") -> list[tuple[datetime, str, bytes]]:
     """ChirpStack v4 `event/up` MQTT messages of the parking sensors."""
     from etl.extract.lorawan_envelope import chirpstack_v4_uplink
 
@@ -140,8 +142,8 @@ def chirpstack_messages(devices: list[Device], start: datetime, end: datetime, f
                 continue
             if faults.hit("malformed", d["device_id"], ts):
                 payload = payload[:1]
-            env = chirpstack_v4_uplink(d["external_id"], port, payload, ts, d["device_id"], "goyang-parking")
-            topic = f"application/goyang-parking/device/{d['external_id'].lower()}/event/up"
+            env = chirpstack_v4_uplink(d["external_id"], port, payload, ts, d["device_id"], f"{root}-parking")
+            topic = f"application/{root}-parking/device/{d['external_id'].lower()}/event/up"
             body = json.dumps(env, separators=(",", ":")).encode()
             out.append((ts, topic, body))
             if faults.hit("duplicate", d["device_id"], ts):

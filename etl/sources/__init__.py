@@ -48,13 +48,18 @@ class Source:
 
 def parse_sources(data: dict[str, Any], settings: Settings) -> dict[str, Source]:
     values = {k: getattr(settings, k) for k in ("gateway_host", "airkorea_port", "cursor_port", "lns_port",
-                                                 "mqtt_host", "mqtt_port", "csv_drop_dir")}
+                                                 "mqtt_host", "mqtt_port", "csv_drop_dir", "mqtt_topic_root")}
     out: dict[str, Source] = {}
     for sid, spec in data.items():
         spec = dict(spec)
         if spec.get("kind") not in KINDS:
             raise ValueError(f"source {sid}: unknown kind {spec.get('kind')!r} (one of {KINDS})")
         spec["endpoint"] = str(spec["endpoint"]).format(**values)
+        opts = dict(spec.get("options") or {})
+        if "topic" in opts:  # MQTT: topic from settings, durable client id per source
+            opts["topic"] = opts["topic"].format(**values)
+            opts.setdefault("client_id", f"{settings.mqtt_client_prefix}-{sid}")
+        spec["options"] = opts
         spec["domains"] = tuple(spec["domains"])
         out[sid] = Source(id=sid, **spec)
     return out

@@ -27,6 +27,7 @@ from tests.conftest import real_data
 UTC = timezone.utc
 KEY = "test+Key/AirKorea=="  # characters that need percent-encoding, as real data.go.kr keys do
 NOW = datetime(2024, 2, 18, 15, 30, tzinfo=UTC)  # 2024-02-19 00:30 KST
+HOUR = timedelta(hours=1)
 LATEST = datetime(2024, 2, 18, 15, tzinfo=UTC)   # hour ending 2024-02-18 24:00 KST
 MISSING_AT = ("주엽동", "pm25", datetime(2024, 2, 18, 14, tzinfo=UTC))
 REAL = real_data() / "airkorea-openapi"
@@ -66,7 +67,8 @@ def expected(names: list[str], hours: int = 24) -> dict[tuple[str, str, datetime
 
 
 def readings(table: pa.Table) -> dict[tuple[str, str, datetime], float]:
-    return {(r["ref"], r["metric"], r["ts"]): r["value"] for r in table.to_pylist()}
+    """Keyed by the hour *end* the gateway speaks of (decoded ts is the hour's start)."""
+    return {(r["ref"], r["metric"], r["ts"] + HOUR): r["value"] for r in table.to_pylist()}
 
 
 @pytest.fixture
@@ -93,9 +95,9 @@ def test_json_fetch_decodes_to_the_values(serve: Callable[..., AirKoreaServer]) 
     good, bad = decode(frames)
 
     assert readings(good) == expected(NAMES)
-    assert max(good.column("ts").to_pylist()) == LATEST
+    assert max(good.column("ts").to_pylist()) == LATEST - HOUR
     assert all(b'"dataTime":"2024-02-18 24:00"' in f.body for f in frames)  # midnight as 24:00
-    rejects = [(r["ref"], r["metric"], r["ts"], r["reason"]) for r in bad.to_pylist()]
+    rejects = [(r["ref"], r["metric"], r["ts"] + HOUR, r["reason"]) for r in bad.to_pylist()]
     assert rejects == [(*MISSING_AT, "source_missing")]
     assert "통신장애" in bad.column("detail")[0].as_py()
     assert [f.meta["stationName"] for f in frames] == NAMES and [f.seq for f in frames] == [0, 1]
@@ -188,7 +190,7 @@ def test_gap_and_late_faults(serve: Callable[..., AirKoreaServer]) -> None:
 
     want = {k: v for k, v in expected(NAMES).items() if k not in gaps and not (k[0] in late and k[2] == LATEST)}
     assert readings(good) == want
-    missing = {(r["ref"], r["metric"], r["ts"]) for r in bad.to_pylist()}
+    missing = {(r["ref"], r["metric"], r["ts"] + HOUR) for r in bad.to_pylist()}
     assert missing == {k for k in gaps | {MISSING_AT} if not (k[0] in late and k[2] == LATEST)}
     assert set(bad.column("reason").to_pylist()) == {"source_missing"}
     # The province view shows a late station's previous hour.

@@ -85,11 +85,11 @@ def test_all_null_stations_are_bad_timestamps(realtime: tuple[pa.Table, pa.Table
 
 def test_realtime_times_units_and_frame(realtime: tuple[pa.Table, pa.Table]) -> None:
     good = realtime[0].to_pylist()
-    # 19:00 and 20:00 KST are 10:00 and 11:00 UTC: stations report late (113 + 537 items), and
+    # hours ending 19:00 and 20:00 KST start at 09:00 and 10:00 UTC: stations report late (113 + 537 items), and
     # one 20:00 station, 고성(DMZ), sent "-" for all six pollutants, so it has no reading at all.
     station_hours = {(r["ts"], r["ref"]) for r in good}
     per_hour = Counter(ts for ts, _ in station_hours)
-    assert per_hour == {datetime(2024, 2, 18, 10, tzinfo=UTC): 113, datetime(2024, 2, 18, 11, tzinfo=UTC): 536}
+    assert per_hour == {datetime(2024, 2, 18, 9, tzinfo=UTC): 113, datetime(2024, 2, 18, 10, tzinfo=UTC): 536}
     silent = [r for r in realtime[1].to_pylist() if r["ref"] == "고성(DMZ)"]
     assert len(silent) == 6 and {r["reason"] for r in silent} == {"source_missing"}
     assert {(r["metric"], r["unit"]) for r in good} == {(m, u) for m, u, _ in FIELDS.values()}
@@ -116,7 +116,7 @@ def test_station_series_takes_ref_from_the_request() -> None:
     assert good.num_rows == 10 * 6 and bad.num_rows == 0
     assert {r["ref"] for r in rows} == {"행신동"}
     times = sorted({r["ts"] for r in rows})
-    assert times[0] == datetime(2024, 2, 18, 1, tzinfo=UTC) and times[-1] == datetime(2024, 2, 18, 10, tzinfo=UTC)
+    assert times[0] == datetime(2024, 2, 18, 0, tzinfo=UTC) and times[-1] == datetime(2024, 2, 18, 9, tzinfo=UTC)
     first = {r["metric"]: r["value"] for r in rows if r["ts"] == times[-1]}
     assert first == {"pm10": 21.0, "pm25": 11.0, "o3": 0.019, "no2": 0.044, "co": 0.5, "so2": 0.003}
 
@@ -142,10 +142,11 @@ def item(data_time: str | None, **values: str | None) -> dict[str, Any]:
     return out
 
 
-def test_midnight_24_00_is_15_utc_of_the_same_date() -> None:
+def test_midnight_24_00_is_the_last_hour_of_the_same_kst_date() -> None:
     good, bad = decode([Frame(body([item("2024-02-18 24:00")]))])
     assert bad.num_rows == 0
-    assert set(good.column("ts").to_pylist()) == {datetime(2024, 2, 18, 15, tzinfo=UTC)}
+    # hour 23:00-24:00 KST of 02-18 = 14:00-15:00 UTC; silver keeps the hour's start
+    assert set(good.column("ts").to_pylist()) == {datetime(2024, 2, 18, 14, tzinfo=UTC)}
 
 
 def test_bad_values_and_missing_without_flag() -> None:
