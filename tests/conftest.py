@@ -125,3 +125,19 @@ def airflow_db() -> Path:
 
     db.resetdb()
     return _AIRFLOW_HOME
+
+
+@pytest.fixture(scope="session")
+def postgres() -> str:
+    """The machine's PostgreSQL on 127.0.0.1:5432 (trust auth), started if not running."""
+    if not _port_open(5432):
+        clusters = os.listdir("/etc/postgresql") if os.path.isdir("/etc/postgresql") else []
+        for version in clusters:
+            subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "start"], check=False)
+        for _ in range(100):
+            if _port_open(5432):
+                break
+            time.sleep(0.1)
+    if not _port_open(5432):
+        raise RuntimeError("PostgreSQL is not running on 127.0.0.1:5432 and could not be started")
+    return "postgresql+psycopg2://postgres@127.0.0.1:5432"
