@@ -86,12 +86,18 @@ def run(day: date = DEFAULT_DAY, fleet: str = "small", faults: str = "demo", fre
                 if fresh:
                     mqtt.reset_session(settings.mqtt_host, settings.mqtt_port, s.options["client_id"])
                 mqtt.ensure_session(settings.mqtt_host, settings.mqtt_port, s.options["topic"], s.options["client_id"])
-        pushed = gw.push(start, end)
-        print(f"simulated {day} (KST) for the {fleet} fleet: {pushed}")
+        # amqtt keeps nothing for an absent session, so with the embedded broker the devices
+        # publish while the extractor is connected; Mosquitto queues for the durable session.
+        pushed = gw.push(start, end, mqtt=broker is None)
+        traffic = gw.mqtt_traffic(start, end) if broker is not None else {}
+        where = f"embedded amqtt broker :{broker.port}" if broker else f"Mosquitto {settings.mqtt_host}:{settings.mqtt_port}"
+        print(f"simulated {day} (KST) for the {fleet} fleet via {where}: {pushed}")
         airflow_local.migrate()
         dags = airflow_local.load_dags()
         conf = {"window_start": start.isoformat(), "window_end": end.isoformat()}
-        for sid in sources:
+        for sid, src in sources.items():
+            if sid in traffic:
+                broker.publish_when_subscribed(src.options["client_id"], traffic[sid])
             dr = airflow_local.run(dags[f"ingest_{sid}"], start, conf)
             results[sid] = airflow_local.task_result(dr, "normalize")
     if broker is not None:

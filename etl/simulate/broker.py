@@ -10,6 +10,7 @@ import asyncio
 import logging
 import socket
 import threading
+import time
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,27 @@ class EmbeddedBroker:
         self._broker = asyncio.run_coroutine_threadsafe(boot(), self._loop).result(timeout=15)
         log.info("embedded amqtt broker on 127.0.0.1:%d", self.port)
         return self
+
+    def subscribed(self, client_id: str) -> bool:
+        """Whether ``client_id`` is connected and has a subscription (amqtt internals)."""
+        entry = self._broker._sessions.get(client_id) if self._broker else None
+        if entry is None or entry[0].transitions.state != "connected":
+            return False
+        return any(sess is entry[0] for subs in self._broker._subscriptions.values() for sess, _ in subs)
+
+    def publish_when_subscribed(self, client_id: str, messages: list, timeout_s: float = 300.0) -> threading.Thread:
+        """Publish once ``client_id`` listens: amqtt drops messages for absent sessions."""
+        from etl.simulate.mqtt_pub import publish
+
+        def run() -> None:
+            deadline = time.monotonic() + timeout_s
+            while not self.subscribed(client_id) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            publish(messages, "127.0.0.1", self.port, f"{client_id}-sim")
+
+        thread = threading.Thread(target=run, name=f"publish-{client_id}", daemon=True)
+        thread.start()
+        return thread
 
     def stop(self) -> None:
         if self._broker is not None:

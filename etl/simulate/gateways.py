@@ -83,15 +83,28 @@ class Gateways:
     def __exit__(self, *exc: Any) -> None:
         self.stop()
 
-    def push(self, start: datetime, end: datetime) -> dict[str, int]:
-        """Publish the window's MQTT messages and drop its CSV exports."""
-        from etl.simulate import csv_drop, messages
+    def mqtt_traffic(self, start: datetime, end: datetime) -> dict[str, list]:
+        """The window's MQTT messages per source id (topic routing as the broker would do it)."""
+        from etl.simulate import messages
+
+        root = self.settings.mqtt_topic_root
+        mq = messages.mqtt_messages(self.devices, start, end, self.faults, root)
+        return {
+            "lights_mqtt": [m for m in mq if m[1].startswith(f"{root}/streetlights/")],
+            "air_mqtt": [m for m in mq if m[1].startswith(f"{root}/air/")],
+            "parking_chirpstack": messages.chirpstack_messages(self.devices, start, end, self.faults, root),
+        }
+
+    def push(self, start: datetime, end: datetime, mqtt: bool = True) -> dict[str, int]:
+        """Publish the window's MQTT messages (unless ``mqtt=False``) and drop its CSV exports."""
+        from etl.simulate import csv_drop
         from etl.simulate.mqtt_pub import publish
 
         s = self.settings
-        mq = messages.mqtt_messages(self.devices, start, end, self.faults, s.mqtt_topic_root)
-        cs = messages.chirpstack_messages(self.devices, start, end, self.faults, s.mqtt_topic_root)
-        n_mqtt = publish(mq, s.mqtt_host, s.mqtt_port, f"{s.mqtt_client_prefix}-sim-gateway", self.faults)
-        n_lns = publish(cs, s.mqtt_host, s.mqtt_port, f"{s.mqtt_client_prefix}-sim-chirpstack", self.faults)
+        counts: dict[str, int] = {}
+        if mqtt:
+            for sid, msgs in self.mqtt_traffic(start, end).items():
+                counts[sid] = publish(msgs, s.mqtt_host, s.mqtt_port, f"{s.mqtt_client_prefix}-sim-{sid}", self.faults)
         files = csv_drop.write_drops(self.of("water_probe"), start, end, Path(s.csv_drop_dir), self.faults)
-        return {"mqtt_messages": n_mqtt, "chirpstack_messages": n_lns, "csv_files": len(files)}
+        counts["csv_files"] = len(files)
+        return counts
