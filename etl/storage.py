@@ -9,7 +9,6 @@ from __future__ import annotations
 import functools
 import os
 import tempfile
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -230,6 +229,3 @@ def public(settings: Settings | None = None) -> Store:
     s = settings or get_settings()
     return Store(s.public_uri, s)
 
-
-def new_token() -> str:
-    return uuid.uuid4().hex
