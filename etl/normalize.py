@@ -184,25 +184,30 @@ def _partitions(silver: pa.Table) -> set[tuple[str, str]]:
     return {(r["domain"], r["date"]) for r in silver.group_by(["domain", "date"]).aggregate([]).to_pylist()}
 
 
-def _drop_existing(store: Store, silver: pa.Table) -> pa.Table:
-    """Remove readings already in silver (late re-deliveries, overlapping windows)."""
+def _drop_existing(store: Store, silver: pa.Table) -> tuple[pa.Table, int]:
+    """Remove readings already in silver (late re-deliveries, overlapping windows).
+
+    Returns the fresh rows and, counted separately, how many rows silver already held, so
+    the reconciliation compares two independent numbers rather than a difference.
+    """
     if silver.num_rows == 0:
-        return silver
+        return silver, 0
     pairs = _partitions(silver)
     lo, hi = pc.min_max(silver["ts"]).values()
     keys = tables.existing_keys(store, pairs, lo.as_py(), hi.as_py())
     if keys.num_rows == 0:
-        return silver
+        return silver, 0
     import duckdb
 
+    on = ("s.device_id = k.device_id AND s.metric = k.metric AND s.ts = k.ts "
+          "AND s.subject IS NOT DISTINCT FROM k.subject")
     con = duckdb.connect(config={"threads": 2})
     try:
         con.register("s", silver)
         con.register("k", keys)
-        return con.sql(
-            "SELECT s.* FROM s ANTI JOIN k ON s.device_id = k.device_id AND s.metric = k.metric AND s.ts = k.ts "
-            "AND s.subject IS NOT DISTINCT FROM k.subject"
-        ).to_arrow_table().cast(tables.SILVER_SCHEMA)
+        held = con.sql(f"SELECT count(*) FROM s SEMI JOIN k ON {on}").fetchone()[0]
+        fresh = con.sql(f"SELECT s.* FROM s ANTI JOIN k ON {on}").to_arrow_table().cast(tables.SILVER_SCHEMA)
+        return fresh, int(held)
     finally:
         con.close()
 
@@ -217,15 +222,15 @@ def normalize(store: Store, source: Source, env: Envelope, registry: pa.Table) -
     classified = classify(decoded, registry, source.id)
     has_reason = pc.is_valid(classified["reason"])
     good = classified.filter(pc.and_(pc.invert(has_reason), pc.equal(classified["dup_rank"], 1)))
-    dups_in_batch = classified.num_rows - good.num_rows - (pc.sum(has_reason.cast(pa.int64())).as_py() or 0)
+    dups_in_batch = pc.sum(pc.greater(classified["dup_rank"], 1).cast(pa.int64())).as_py() or 0
     bad = classified.filter(has_reason)
     silver = _silver_rows(good.sort_by([("device_id", "ascending"), ("ts", "ascending")]), env)
     # Another batch (an overlapping window, a redelivery) may already hold these readings.
     if tables.committed(store, SILVER, env.batch_id):  # resumed after a crash mid-commit
         fresh = tables.batch_rows(store, env.batch_id, _partitions(silver))
+        dups_in_lake = silver.num_rows - fresh.num_rows
     else:
-        fresh = _drop_existing(store, silver)
-    dups_in_lake = silver.num_rows - fresh.num_rows
+        fresh, dups_in_lake = _drop_existing(store, silver)
     quarantine = pa.concat_tables([_reject_rows(rejects, env), _classified_rejects(bad, env)])
 
     received = decoded.num_rows + rejects.num_rows
