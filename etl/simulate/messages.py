@@ -12,7 +12,7 @@ from typing import Any, Iterator, Mapping
 
 from etl.simulate import signals
 from etl.simulate.faults import FaultPlan, fraction
-from etl.timeutil import UTC
+from etl.timeutil import KST, UTC
 
 Device = Mapping[str, Any]
 
@@ -52,8 +52,17 @@ def streetlight_payload(device: Device, ts: datetime, faults: FaultPlan) -> byte
     return json.dumps(body, separators=(",", ":")).encode()
 
 
+def _stuck_since(device: Device, ts: datetime, faults: FaultPlan) -> datetime:
+    """A stuck sensor repeats the value it had when it froze (for the rest of the KST day)."""
+    day = ts.astimezone(KST).date()
+    if not faults.hit("stuck", device["device_id"], day):
+        return ts
+    frozen = datetime(day.year, day.month, day.day, tzinfo=KST) + timedelta(hours=6 + int(fraction("stuck-at", device["device_id"], day) * 12))
+    return min(ts, frozen.astimezone(UTC))
+
+
 def airsensor_payload(device: Device, ts: datetime, faults: FaultPlan) -> bytes:
-    v = signals.air(device["device_id"], ts)
+    v = signals.air(device["device_id"], _stuck_since(device, ts, faults))
     sent = _skew(device, ts, faults)
     body: dict[str, Any] = {"sensor": device["external_id"], "time": _iso_ns(sent), "pm10": v["pm10"], "pm2_5": v["pm25"]}
     if faults.hit("wrong_unit", device["device_id"], ts):
