@@ -77,7 +77,7 @@ PARTITIONS = {SILVER: ["domain", "date"], QUARANTINE: ["date"], BATCHES: ["month
 SCHEMAS = {SILVER: SILVER_SCHEMA, QUARANTINE: QUARANTINE_SCHEMA, BATCHES: BATCHES_SCHEMA}
 
 
-def _writer_properties() -> Any:
+def writer_properties() -> Any:
     from deltalake import WriterProperties
 
     return WriterProperties(compression="ZSTD", compression_level=3, max_row_group_size=1 << 20)
@@ -114,7 +114,7 @@ def append_once(store: Store, name: str, table: pa.Table, batch_id: str, metadat
     )
     write_deltalake(
         store.table_uri(name), table, mode="append", partition_by=PARTITIONS[name],
-        storage_options=store.delta_options(), writer_properties=_writer_properties(), commit_properties=props,
+        storage_options=store.delta_options(), writer_properties=writer_properties(), commit_properties=props,
     )
     return True
 
