@@ -25,7 +25,8 @@ DOC = """
    `received != accepted + quarantined + duplicates`. It also finishes batches that an
    earlier, interrupted run landed but did not normalise.
 
-Re-running a run is always safe. The silver asset event's extra lists the KST dates touched.
+Extraction runs in parallel across runs (backfills fan out); `normalize` runs one at a time
+per source so that overlapping windows see each other's commits. Re-running a run is always safe. The silver asset event's extra lists the KST dates touched.
 """
 
 
@@ -70,7 +71,10 @@ def build(source: Source):  # noqa: ANN201 - returns an Airflow DAG
             start, end = job.window(params, data_interval_start, data_interval_end)
             return job.extract(source.id, start, end)
 
-        @task(outlets=outlets)
+        # One normalize at a time per source: overlapping windows of one source (the look-back
+        # hour, catch-up) must see each other's commits to drop duplicates. Sources never share
+        # devices, so different sources normalise in parallel; extraction always does.
+        @task(outlets=outlets, max_active_tis_per_dag=1)
         def normalize(landed: dict, params: dict | None = None, data_interval_start: datetime | None = None,
                       data_interval_end: datetime | None = None, *, outlet_events=None) -> dict:
             from etl import ingest as job

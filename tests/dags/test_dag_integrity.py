@@ -51,6 +51,7 @@ def test_ingest_dags_explain_themselves(dagbag: Any, attr: str) -> None:
         elif attr == "outlets":
             outlets = {a.name for a in dag.get_task("normalize").outlets}
             assert outlets == {f"silver_{d}" for d in s.domains}
+            assert dag.get_task("normalize").max_active_tis_per_dag == 1
 
 
 def test_private_sources_are_tagged(dagbag: Any) -> None:
