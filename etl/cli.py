@@ -96,6 +96,14 @@ def cmd_batches(args: argparse.Namespace) -> int:
     return 1 if bad else 0
 
 
+def cmd_query(args: argparse.Namespace) -> int:
+    from etl import duck
+
+    con = duck.connect()
+    con.sql(args.sql).show(max_rows=args.max_rows)
+    return 0
+
+
 def cmd_quarantine(args: argparse.Namespace) -> int:
     from etl import tables
     from etl.storage import QUARANTINE, lake
@@ -151,6 +159,11 @@ def main(argv: list[str] | None = None) -> int:
     q = sub.add_parser("quarantine", help="quarantined records by source and reason")
     q.add_argument("--day", type=_day)
     q.set_defaults(func=cmd_quarantine)
+
+    qy = sub.add_parser("query", help="run SQL in DuckDB over the lake (views: silver, quarantine, batches)")
+    qy.add_argument("sql")
+    qy.add_argument("--max-rows", type=int, default=40)
+    qy.set_defaults(func=cmd_query)
 
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,

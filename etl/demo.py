@@ -122,5 +122,4 @@ def report(results: dict[str, Any], settings: Any, elapsed: float) -> None:
         print(f"  {row['domain']:<16}{row['metric_count']:>10}")
     print(f"\nlake:    {settings.lake_uri}  (landing/, silver/, quarantine/, batches/ Delta tables)")
     print(f"airflow: {os.environ['AIRFLOW_HOME']} (SQLite)   took {elapsed:.0f}s")
-    print("query it:  .venv/bin/python -c \"import duckdb; print(duckdb.sql(\\\"select domain, count(*) "
-          "from read_parquet('var/lake/silver/**/*.parquet', hive_partitioning=true) group by 1\\\"))\"")
+    print("query it:  .venv/bin/citylake query \"select domain, metric, count(*) from silver group by all order by all\"")

@@ -1,0 +1,41 @@
+"""DuckDB sessions over the lake: the delta and httpfs extensions loaded from their PyPI
+wheels (DuckDB cannot download extensions here), S3 credentials as a secret, and views.
+
+Stateless per use (STYLE rule 8): an in-memory connection, nothing shared between tasks.
+"""
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+from etl.storage import BATCHES, QUARANTINE, SILVER, Store, lake
+
+
+def load_extension(con: Any, name: str) -> None:
+    """LOAD an extension straight from its wheel (writes nothing under $HOME)."""
+    version = con.sql("PRAGMA version").fetchone()[0]
+    pkg = importlib.import_module(f"duckdb_extension_{name}")
+    path = Path(pkg.__file__).parent / "extensions" / version / f"{name}.duckdb_extension"
+    con.execute(f"LOAD '{path}'")
+
+
+def connect(store: Store | None = None, threads: int = 2) -> Any:
+    """A connection with views `silver`, `quarantine`, `batches` over the lake's Delta tables."""
+    import duckdb
+
+    from etl import tables
+
+    store = store or lake()
+    con = duckdb.connect(config={"threads": threads, "autoinstall_known_extensions": False,
+                                 "autoload_known_extensions": False})
+    load_extension(con, "delta")
+    if store.is_s3:
+        load_extension(con, "httpfs")
+        sql, _ = store.duckdb_secret_sql()
+        con.execute(sql)
+    for name in (SILVER, QUARANTINE, BATCHES):
+        if tables.open_table(store, name) is not None:
+            uri = store.table_uri(name).replace("'", "''")
+            con.execute(f"CREATE VIEW {name} AS SELECT * FROM delta_scan('{uri}')")
+    return con
