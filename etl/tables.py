@@ -8,6 +8,7 @@ is no side ledger to get out of step.
 from __future__ import annotations
 
 import logging
+import os
 from datetime import datetime
 from typing import Any, Iterable
 
@@ -74,6 +75,15 @@ BATCHES_SCHEMA = pa.schema([
 ])
 
 PARTITIONS = {SILVER: ["domain", "date"], QUARANTINE: ["date"], BATCHES: ["month"]}
+# Columns whose min/max the Delta log keeps for file skipping (set when a table is created).
+# Every commit re-reads the stats of every active file, so a commit costs more the more files
+# and stats there are: 45 ms instead of 30 ms with 400 files (measured on the batch ledger).
+# Parquet row-group statistics inside the files are unaffected (all columns).
+STATS_COLUMNS = {
+    SILVER: "device_id,metric,ts,source,batch_id",
+    QUARANTINE: "source,batch_id,reason,ts",
+    BATCHES: "batch_id,source",
+}
 SCHEMAS = {SILVER: SILVER_SCHEMA, QUARANTINE: QUARANTINE_SCHEMA, BATCHES: BATCHES_SCHEMA}
 
 
@@ -84,27 +94,71 @@ def writer_properties() -> Any:
 
 
 def open_table(store: Store, name: str) -> Any | None:
-    """The DeltaTable, or None if it does not exist yet."""
+    """The DeltaTable at its latest version, or None if it does not exist yet.
+
+    Tables stay open for the life of the process and are brought up to date incrementally
+    on every call: replaying a log of hundreds of commits costs more than normalising a
+    small batch, reading the commits since the last call costs next to nothing.
+    """
     from deltalake import DeltaTable
     from deltalake.exceptions import TableNotFoundError
 
+    uri, options = store.table_uri(name), store.delta_options()
+    key = (uri, tuple(sorted(options.items())))
+    dt = _OPEN.get(key)
+    if dt is not None:
+        try:
+            if store.is_s3:
+                dt.update_incremental()
+                return dt
+            log_dir = os.path.join(uri, "_delta_log")
+            if os.path.exists(os.path.join(log_dir, f"{dt.version() + 1:020d}.json")):  # commits since
+                dt.update_incremental()
+            if os.path.exists(os.path.join(log_dir, f"{dt.version():020d}.json")):  # not replaced under us
+                return dt
+        except Exception:  # noqa: BLE001 - removed or replaced under us: open it afresh
+            pass
+        _OPEN.pop(key, None)
     # (DeltaTable.is_deltatable hangs against S3 in deltalake 1.6.6; opening and catching does not)
     try:
-        return DeltaTable(store.table_uri(name), storage_options=store.delta_options())
+        dt = DeltaTable(uri, storage_options=options)
     except TableNotFoundError:
         return None
+    _OPEN[key] = dt
+    return dt
+
+
+_OPEN: dict[tuple[str, tuple[tuple[str, str], ...]], Any] = {}
 
 
 def committed(store: Store, name: str, batch_id: str) -> bool:
     dt = open_table(store, name)
-    return dt is not None and dt.transaction_version(batch_id) is not None
+    return dt is not None and _transaction_version(dt, batch_id) is not None
+
+
+def _transaction_version(dt: Any, app_id: str) -> int | None:
+    """``dt.transaction_version``, remembered for as long as the table stays at the same
+    version (a lookup replays the log: a few ms that a batch would otherwise pay five times)."""
+    key = (dt.table_uri, app_id)
+    hit = _TXNS.get(key)
+    if hit is not None and hit[0] == dt.version():
+        return hit[1]
+    found = dt.transaction_version(app_id)
+    if len(_TXNS) > 1024:
+        _TXNS.clear()
+    _TXNS[key] = (dt.version(), found)
+    return found
+
+
+_TXNS: dict[tuple[str, str], tuple[int, int | None]] = {}
 
 
 def append_once(store: Store, name: str, table: pa.Table, batch_id: str, metadata: dict[str, str] | None = None) -> bool:
     """Append ``table`` to Delta table ``name`` unless ``batch_id`` was committed. True if written."""
     from deltalake import CommitProperties, Transaction, write_deltalake
 
-    if committed(store, name, batch_id):
+    dt = open_table(store, name)
+    if dt is not None and _transaction_version(dt, batch_id) is not None:
         log.info("%s: batch %s already committed, nothing to write", name, batch_id)
         return False
     table = table.cast(SCHEMAS[name])
@@ -113,17 +167,21 @@ def append_once(store: Store, name: str, table: pa.Table, batch_id: str, metadat
         app_transactions=[Transaction(app_id=batch_id, version=1)],
     )
     write_deltalake(
-        store.table_uri(name), table, mode="append", partition_by=PARTITIONS[name],
+        dt if dt is not None else store.table_uri(name), table, mode="append", partition_by=PARTITIONS[name],
         storage_options=store.delta_options(), writer_properties=writer_properties(), commit_properties=props,
+        configuration=None if dt is not None else {"delta.dataSkippingStatsColumns": STATS_COLUMNS[name]},
     )
     return True
 
 
-def existing_keys(store: Store, domain_dates: Iterable[tuple[str, str]], ts_min: datetime, ts_max: datetime) -> pa.Table:
-    """Silver keys (device_id, metric, ts, subject) in the given partitions and time range.
+def existing_keys(store: Store, domain_dates: Iterable[tuple[str, str]], ts_min: datetime, ts_max: datetime,
+                  devices: tuple[str, str] | None = None) -> pa.Table:
+    """Silver keys (device_id, metric, ts, subject) in the given partitions and time range,
+    and device_id range if given.
 
-    Partition filters prune files; the ts range uses Parquet row-group statistics, so
-    only the slice of the day a batch overlaps is read.
+    Partition filters prune files; the ts and device ranges use Parquet row-group statistics
+    (files are sorted by device), so only the slice of the day a batch overlaps is read, and
+    not the files of other sources feeding the same domain.
     """
     import pyarrow.dataset as ds
 
@@ -136,6 +194,8 @@ def existing_keys(store: Store, domain_dates: Iterable[tuple[str, str]], ts_min:
     for domain, dates in _group(pairs).items():
         dataset = dt.to_pyarrow_dataset(partitions=[("domain", "=", domain), ("date", "in", dates)])
         flt = (ds.field("ts") >= pa.scalar(ts_min, TS)) & (ds.field("ts") <= pa.scalar(ts_max, TS))
+        if devices is not None:
+            flt &= (ds.field("device_id") >= devices[0]) & (ds.field("device_id") <= devices[1])
         tables.append(dataset.to_table(columns=["device_id", "metric", "ts", "subject"], filter=flt))
     return pa.concat_tables(tables).cast(empty.schema) if tables else empty
 
