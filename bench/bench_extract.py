@@ -53,7 +53,8 @@ def _args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--fleet", default="small")
     p.add_argument("--day", default="2026-11-24")
-    p.add_argument("--hours", type=int, default=24, help="window length, from the start of the KST day")
+    p.add_argument("--hours", type=int, default=24, help="window length")
+    p.add_argument("--from-hour", type=int, default=0, help="window start, KST hour of --day")
     p.add_argument("--faults", choices=("none", "demo"), default="none")
     p.add_argument("--broker", default="127.0.0.1:1883",
                    help="HOST:PORT of the MQTT broker, or 'private': a Mosquitto of our own on a free port whose "
@@ -167,7 +168,7 @@ def run(a: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     from etl.timeutil import kst_day_bounds
 
     settings, sources, store = get_settings(), load_sources(), lake()
-    start, _ = kst_day_bounds(date.fromisoformat(a.day))
+    start = kst_day_bounds(date.fromisoformat(a.day))[0] + timedelta(hours=a.from_hour)
     end = start + timedelta(hours=a.hours)
     plan = FaultPlan.demo() if a.faults == "demo" else FaultPlan.none()
     _broker(settings.mqtt_host, settings.mqtt_port)
@@ -225,7 +226,7 @@ def run(a: argparse.Namespace, workdir: Path) -> dict[str, Any]:
 
 
 def report(a: argparse.Namespace, out: dict[str, Any]) -> dict[str, Any]:
-    print(f"\nextraction, {a.fleet} fleet, {a.hours} h from {a.day} 00:00 KST, faults {a.faults}")
+    print(f"\nextraction, {a.fleet} fleet, {a.hours} h from {a.day} {a.from_hour:02d}:00 KST, faults {a.faults}")
     head = (f"{'source':<20}{'protocol':<40}{'messages':>9}{'frames':>8}{'runs':>5}{'seconds':>9}{'msgs/s':>10}"
             f"{'publish/s':>11}")
     print(head + "\n" + "-" * len(head))

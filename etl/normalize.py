@@ -7,6 +7,7 @@ silver, quarantine and the batch record, each exactly once (etl.tables.append_on
 """
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 from dataclasses import dataclass
@@ -120,6 +121,7 @@ def _duckdb() -> Any:
     global _DB
     if _DB is None or _DB[0] != os.getpid():  # not across a fork
         _DB = (os.getpid(), duckdb.connect(config={"threads": 2}))
+        atexit.register(_DB[1].close)  # before interpreter teardown: DuckDB aborts if its threads outlive it
     return _DB[1].cursor()
 
 

@@ -7,6 +7,7 @@ is no side ledger to get out of step.
 """
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 from datetime import datetime
@@ -124,6 +125,8 @@ def open_table(store: Store, name: str) -> Any | None:
         dt = DeltaTable(uri, storage_options=options)
     except TableNotFoundError:
         return None
+    if not _OPEN:
+        atexit.register(_OPEN.clear)  # release delta-rs objects before interpreter teardown
     _OPEN[key] = dt
     return dt
 

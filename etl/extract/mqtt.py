@@ -11,6 +11,7 @@ counts as duplicates. The broker must queue enough for the gap between runs (Mos
 """
 from __future__ import annotations
 
+import atexit
 import base64
 import json
 import logging
@@ -121,6 +122,8 @@ def drain(host: str, port: int, topic: str, client_id: str, *, idle_s: float = 1
 
     def on_message(c: Any, userdata: Any, msg: Any) -> None:
         with lock:
+            if state.get("closed"):  # after the drain: leave it un-acked, the broker redelivers it
+                return
             out.frames.append(Frame(body=msg.payload, meta={"topic": msg.topic, "dup": bool(msg.dup)},
                                     seq=len(out.frames)))
             out._pending.append((msg.mid, msg.qos))
@@ -139,6 +142,7 @@ def drain(host: str, port: int, topic: str, client_id: str, *, idle_s: float = 1
     while time.monotonic() - state["last"] < idle_s and len(out.frames) < max_messages:
         time.sleep(0.05)
     with lock:
+        state["closed"] = True  # only what is in this batch gets acknowledged
         log.info("drained %d messages from %s as %s", len(out.frames), topic, client_id)
         out.frames.sort(key=lambda f: f.seq)
     return out
@@ -275,6 +279,7 @@ def _duckdb() -> Any:
     global _DB
     if _DB is None or _DB[0] != os.getpid():  # not across a fork
         _DB = (os.getpid(), duckdb.connect(config={"threads": 2}))
+        atexit.register(_DB[1].close)  # before interpreter teardown: DuckDB aborts if its threads outlive it
     return _DB[1].cursor()
 
 
