@@ -7,9 +7,7 @@ silver, quarantine and the batch record, each exactly once (etl.tables.append_on
 """
 from __future__ import annotations
 
-import atexit
 import logging
-import os
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -24,6 +22,7 @@ from etl.landing import Envelope, read_data
 from etl.sources import Source
 from etl.storage import BATCHES, QUARANTINE, SILVER, Store
 from etl.timeutil import kst_date_strings
+from etl import duck
 from quality.metrics import METRICS
 
 log = logging.getLogger(__name__)
@@ -99,7 +98,7 @@ def _frame_table(store: Store, env: Envelope, data: bytes, meta: bool = True) ->
         return None
     if not data:
         return pa.table({k: pa.array([], pa.int32() if k == "seq" else pa.string()) for k in _FRAME_COLUMNS})
-    con = _duckdb()
+    con = duck.process_cursor()
     try:
         return con.execute(
             f"SELECT seq, {'meta::VARCHAR' if meta else 'NULL::VARCHAR'} AS meta, body, body_b64 FROM "
@@ -110,19 +109,6 @@ def _frame_table(store: Store, env: Envelope, data: bytes, meta: bool = True) ->
         con.close()
 
 
-_DB: tuple[int, Any] | None = None
-
-
-def _duckdb() -> Any:
-    """A cursor on this process's in-memory DuckDB: opening a database per batch costs ~10 ms,
-    a cursor nothing. Nothing is stored in it (views registered on a cursor go with it)."""
-    import duckdb
-
-    global _DB
-    if _DB is None or _DB[0] != os.getpid():  # not across a fork
-        _DB = (os.getpid(), duckdb.connect(config={"threads": 2}))
-        atexit.register(_DB[1].close)  # before interpreter teardown: DuckDB aborts if its threads outlive it
-    return _DB[1].cursor()
 
 
 def _frame_list(table: pa.Table) -> list[Frame]:

@@ -11,11 +11,9 @@ counts as duplicates. The broker must queue enough for the gap between runs (Mos
 """
 from __future__ import annotations
 
-import atexit
 import base64
 import json
 import logging
-import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -26,6 +24,7 @@ import pyarrow.compute as pc
 
 from etl.extract.frames import DECODED, REJECTS, Frame, Rows, excerpt
 from etl.timeutil import from_epoch_ms, parse_iso
+from etl import duck
 
 log = logging.getLogger(__name__)
 
@@ -269,18 +268,6 @@ SELECT * EXCLUDE (plain), plain AND ref IS NOT NULL AND ts_us IS NOT NULL AS ok 
 """
 
 
-_DB: tuple[int, Any] | None = None
-
-
-def _duckdb() -> Any:
-    """A cursor on this process's in-memory DuckDB (a new database per batch costs ~10 ms)."""
-    import duckdb
-
-    global _DB
-    if _DB is None or _DB[0] != os.getpid():  # not across a fork
-        _DB = (os.getpid(), duckdb.connect(config={"threads": 2}))
-        atexit.register(_DB[1].close)  # before interpreter teardown: DuckDB aborts if its threads outlive it
-    return _DB[1].cursor()
 
 
 def _decode_fast(frames: pa.Table, decoder: str, encoded: bool) -> tuple[pa.Table, pa.Table]:
@@ -288,7 +275,7 @@ def _decode_fast(frames: pa.Table, decoder: str, encoded: bool) -> tuple[pa.Tabl
     import numpy as np
 
     _, _, _, fields = DECODERS[decoder]
-    con = _duckdb()
+    con = duck.process_cursor()
     try:
         con.register("frames", frames.select(["body"]).append_column("pos", pa.array(np.arange(frames.num_rows))))
         out = con.execute(_fast_sql(decoder), {"unusual": _unusual(decoder)}).to_arrow_table()
