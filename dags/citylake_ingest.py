@@ -21,8 +21,13 @@ DOC = """
    batch_id). The key is a hash of the content: a re-run cannot land the same batch twice.
 2. **normalize** decodes the batch into canonical readings (UTC, canonical units, registry
    joined), quarantines what cannot be used with a reason, drops duplicates, and commits to
-   the silver Delta table once per batch. It fails if
-   `received != accepted + quarantined + duplicates`. It also finishes batches that an
+   the silver Delta table once per batch. Between deduplication and the commit the
+   Great Expectations suites of `quality/suites.py` validate the batch: rows failing a
+   row-level check go to quarantine with a reason, implausible-but-possible rows are kept
+   with a `quality_flag`, and an error-level batch check fails the task with a summary in
+   the log (nothing reaches silver; a re-run after the fix processes the landed batch). It
+   also fails if `received != accepted + quarantined + duplicates`. The run's quality
+   report is on the **Quality report** tab of the DAG run. It also finishes batches that an
    earlier, interrupted run landed but did not normalise.
 
 Extraction runs in parallel across runs (backfills fan out); `normalize` runs one at a time
@@ -76,14 +81,15 @@ def build(source: Source):  # noqa: ANN201 - returns an Airflow DAG
         # devices, so different sources normalise in parallel; extraction always does.
         @task(outlets=outlets, max_active_tis_per_dag=1)
         def normalize(landed: dict, params: dict | None = None, data_interval_start: datetime | None = None,
-                      data_interval_end: datetime | None = None, *, outlet_events=None) -> dict:
+                      data_interval_end: datetime | None = None, *, outlet_events=None, dag_run=None) -> dict:
             from etl import ingest as job
 
             start, _ = job.window(params, data_interval_start, data_interval_end)
             summary = job.normalize_all(source.id, landed.get("envelope"), start)
+            job.record_run(dag_run.dag_id, dag_run.run_id, summary)
             for asset in outlets:
                 outlet_events[asset].extra = job.asset_extra(summary, asset.name.removeprefix("silver_"))
-            return summary
+            return {k: v for k, v in summary.items() if k != "results"}
 
         normalize(extract())
 

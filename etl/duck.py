@@ -11,7 +11,11 @@ import os
 from pathlib import Path
 from typing import Any
 
-from etl.storage import BATCHES, QUARANTINE, SILVER, Store, lake
+from etl.storage import BATCHES, CHECKS, DEVICE_HEALTH, QUALITY_DAILY, QUARANTINE, SILVER, Store, lake
+
+# Lake Delta tables and the view names analysts see them under.
+VIEWS = {SILVER: "silver", QUARANTINE: "quarantine", BATCHES: "batches", CHECKS: "quality_checks",
+         QUALITY_DAILY: "quality_daily", DEVICE_HEALTH: "device_health"}
 
 
 _PROCESS_DB: tuple[int, Any] | None = None
@@ -38,7 +42,8 @@ def load_extension(con: Any, name: str) -> None:
 
 
 def connect(store: Store | None = None, threads: int = 2) -> Any:
-    """A connection with views `silver`, `quarantine`, `batches` over the lake's Delta tables."""
+    """A connection with views (``VIEWS``: silver, quarantine, batches, quality_checks,
+    quality_daily, device_health) over the lake's Delta tables that exist."""
     import duckdb
 
     from etl import tables
@@ -51,8 +56,8 @@ def connect(store: Store | None = None, threads: int = 2) -> Any:
         load_extension(con, "httpfs")
         sql, _ = store.duckdb_secret_sql()
         con.execute(sql)
-    for name in (SILVER, QUARANTINE, BATCHES):
+    for name, view in VIEWS.items():
         if tables.open_table(store, name) is not None:
             uri = store.table_uri(name).replace("'", "''")
-            con.execute(f"CREATE VIEW {name} AS SELECT * FROM delta_scan('{uri}')")
+            con.execute(f"CREATE VIEW {view} AS SELECT * FROM delta_scan('{uri}')")
     return con

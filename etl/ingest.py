@@ -206,16 +206,49 @@ def normalize_all(source_id: str, envelope_key: str | None, day_hint: datetime |
         for day in (d - timedelta(days=1), d):
             keys += [k for k in pending_batches(source_id, day.isoformat(), store) if k not in keys]
     results = [normalize(source_id, k, store) for k in keys]
-    total: dict[str, Any] = {"source": source_id, "batches": [r["batch_id"] for r in results],
+    total: dict[str, Any] = {"source": source_id, "batches": [r["batch_id"] for r in results if r["batch_id"]],
+                             "results": [r for r in results if r["batch_id"]],
                              "domains": sorted({d for r in results for d in r["domains"]} or load_sources()[source_id].domains),
                              "dates": sorted({d for r in results for d in r["dates"]})}
-    for k in ("received", "accepted", "quarantined", "duplicates"):
-        total[k] = sum(r[k] for r in results)
+    for k in ("received", "accepted", "quarantined", "duplicates", "flagged"):
+        total[k] = sum(r.get(k) or 0 for r in results)
+    total["warnings"] = [w for r in results for w in r.get("warnings") or []]
     return total
+
+
+def run_report_key(dag_id: str, run_id: str) -> str:
+    from urllib.parse import quote
+
+    from etl.storage import RUNS
+
+    return f"{RUNS}/dag_id={quote(dag_id, safe='')}/{quote(run_id, safe='')}.json"
+
+
+def record_run(dag_id: str, run_id: str, summary: dict[str, Any], store: Store | None = None) -> str:
+    """Keep what a DAG run's normalisation did (read by the Airflow plugin's Quality report)."""
+    import json
+
+    from quality.check import validation_key
+    from quality.docs import page_key
+
+    store = store or lake()
+    batches = []
+    for r in summary.get("results", []):
+        day = r["window_date"]
+        batches.append({**r, "validation": validation_key(r["source"], day, r["batch_id"]),
+                        "docs": page_key(r["source"], day, r["batch_id"])})
+    report = {"dag_id": dag_id, "run_id": run_id, "source": summary["source"],
+              "recorded_at": datetime.now(timezone.utc).isoformat(), "batches": batches,
+              "totals": {k: summary.get(k, 0) for k in ("received", "accepted", "flagged", "quarantined", "duplicates")},
+              "dates": summary.get("dates", []), "warnings": summary.get("warnings", [])}
+    key = run_report_key(dag_id, run_id)
+    store.put(key, json.dumps(report, ensure_ascii=False, default=str).encode(), "application/json")
+    return key
 
 
 def asset_extra(summary: dict[str, Any], domain: str) -> dict[str, Any]:
     """What a silver asset event tells its consumers: which dates changed, and the counts."""
     return {"domain": domain, "dates": summary["dates"], "source": summary["source"], "batches": summary["batches"],
-            "received": summary["received"], "accepted": summary["accepted"],
-            "quarantined": summary["quarantined"], "duplicates": summary["duplicates"]}
+            "received": summary["received"], "accepted": summary["accepted"], "flagged": summary.get("flagged", 0),
+            "quarantined": summary["quarantined"], "duplicates": summary["duplicates"],
+            "quality_warnings": len(summary.get("warnings", []))}

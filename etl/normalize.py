@@ -21,8 +21,9 @@ from etl.extract.frames import DECODED, REJECTS, Frame, decode_frames
 from etl.landing import Envelope, read_data
 from etl.sources import Source
 from etl.storage import BATCHES, QUARANTINE, SILVER, Store
-from etl.timeutil import kst_date_strings
+from etl.timeutil import kst_date, kst_date_strings
 from etl import duck
+from quality import check as quality
 from quality.metrics import METRICS
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,9 @@ class Result:
     dates: tuple[str, ...]
     domains: tuple[str, ...]
     written: bool
+    flagged: int = 0
+    warnings: tuple[str, ...] = ()
+    window_date: str = ""   # KST date of the window start (where its quality results are filed)
 
     def as_dict(self) -> dict:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
@@ -150,10 +154,19 @@ def _lorawan_devices(registry: pa.Table, source_id: str) -> dict[str, dict]:
 _LORAWAN_DEVICES: dict[tuple[int, str], tuple[pa.Table, dict[str, dict]]] = {}
 
 
+# Silver rows plus what validation and quarantine need (src_flag, frame), before the commit.
+CANDIDATE_SCHEMA = pa.schema([*tables.SILVER_SCHEMA, pa.field("src_flag", pa.string()), pa.field("frame", pa.int32())])
+
+
+def _plain_column(col: pa.ChunkedArray) -> pa.ChunkedArray:
+    return col.cast(col.type.value_type) if pa.types.is_dictionary(col.type) else col
+
+
 # ---- the vectorised middle: registry join, units, ranges, duplicates -------------------------
 # Reasons in the order they are checked; index 0 is a good reading.
+# (Ranges, categories, time and location checks are the quality suites' job: quality/suites.py.)
 REASONS = (None, "bad_timestamp", "unknown_device", "unknown_metric", "source_missing", "unknown_unit",
-           "out_of_physical_range")
+           "bad_value")
 _METRIC_INDEX = {(m.domain, m.metric): i for i, m in enumerate(METRICS)}
 _DOMAINS = sorted({m.domain for m in METRICS})
 
@@ -217,7 +230,7 @@ class Classified:
         device and time, as silver rows; and how many duplicates were dropped."""
         good = np.flatnonzero(self.reason == 0)
         if len(good) == 0:
-            return tables.SILVER_SCHEMA.empty_table(), 0
+            return CANDIDATE_SCHEMA.empty_table(), 0
         subject = self.decoded["subject"]
         subj = np.zeros(len(good), np.int64)
         if subject.null_count < len(subject):
@@ -269,7 +282,9 @@ class Classified:
             "quality_flag": pa.nulls(n, pa.string()), "source": _repeat(env.source, n),
             "batch_id": _repeat(env.batch_id, n), "received_at": _repeat(env.received, n, tables.TS),
             "subject": self.decoded["subject"].take(take), "date": _kst_dates(ts),
-        }, schema=tables.SILVER_SCHEMA)
+            # for validation and quarantine only, dropped before the silver commit:
+            "src_flag": _plain_column(self.decoded["src_flag"]).take(take), "frame": self.decoded["frame"].take(take),
+        }, schema=CANDIDATE_SCHEMA)
 
 
 def classify(decoded: pa.Table, registry: pa.Table, source_id: str) -> pa.Table:
@@ -296,17 +311,11 @@ def _classify(decoded: pa.Table, registry: pa.Table, source_id: str) -> Classifi
     value = decoded["value"].to_numpy(zero_copy_only=False).astype(np.float64) if n else np.zeros(0)
     with np.errstate(invalid="ignore"):
         cvalue = value * f + o
-        lo, hi = _PHYSICAL[0][metric], _PHYSICAL[1][metric]
-        out_of_range = np.isnan(value) | (cvalue < lo) | (cvalue > hi)
+    not_a_number = ~np.isfinite(value)
     reason = np.select(
-        [~_valid(decoded["ts"]), device < 0, metric < 0, ~_valid(decoded["value"]), np.isnan(f), out_of_range],
+        [~_valid(decoded["ts"]), device < 0, metric < 0, ~_valid(decoded["value"]), np.isnan(f), not_a_number],
         np.arange(1, len(REASONS)), 0).astype(np.int8) if n else np.zeros(0, np.int8)
     return Classified(decoded, devices, device, metric, cvalue, reason)
-
-
-# (lo, hi) of every metric, with NaN after the last for "no metric" (index -1)
-_PHYSICAL = (np.array([float(m.physical[0]) for m in METRICS] + [np.nan]),
-             np.array([float(m.physical[1]) for m in METRICS] + [np.nan]))
 
 
 def _conversions(sent: list[str | None]) -> tuple[np.ndarray, np.ndarray]:
@@ -419,18 +428,19 @@ def _partitions(silver: pa.Table) -> set[tuple[str, str]]:
     return {(d, day) for d in domains for day in dates}
 
 
-def _drop_existing(store: Store, silver: pa.Table) -> tuple[pa.Table, int]:
+def _drop_existing(store: Store, silver: pa.Table, resuming: str | None = None) -> tuple[pa.Table, int]:
     """Remove readings already in silver (late re-deliveries, overlapping windows).
 
     Returns the fresh rows and, counted separately, how many rows silver already held, so
-    the reconciliation compares two independent numbers rather than a difference.
+    the reconciliation compares two independent numbers rather than a difference. A batch
+    resuming after a crash (``resuming`` = its id) does not count its own committed rows.
     """
     if silver.num_rows == 0:
         return silver, 0
     lo, hi = pc.min_max(silver["ts"]).values()
     first, last = pc.min_max(silver["device_id"]).values()
     keys = tables.existing_keys(store, _partitions(silver), lo.as_py(), hi.as_py(),
-                                devices=(first.as_py(), last.as_py()))
+                                devices=(first.as_py(), last.as_py()), exclude_batch=resuming)
     if keys.num_rows == 0:
         return silver, 0
     held = _held(silver, keys)
@@ -469,55 +479,85 @@ def _held(silver: pa.Table, keys: pa.Table) -> np.ndarray:
 
 
 def normalize(store: Store, source: Source, env: Envelope, registry: pa.Table) -> Result:
-    """Normalise one landed batch into silver; idempotent (a committed batch is skipped)."""
+    """Normalise one landed batch into silver; idempotent (a committed batch is skipped).
+
+    Deterministic from the landed bytes, the registry and the quality settings, so a run that
+    resumes after a crash recomputes exactly what the interrupted run began to write.
+    """
     if tables.committed(store, BATCHES, env.batch_id):
         return _result_from_ledger(store, env)
     decoded, rejects, n_frames = _decode_landed(store, source, env, registry)
     decoded, rejects = _conform(decoded, DECODED), rejects.cast(REJECTS)
     classified = _classify(decoded, registry, source.id)
-    silver, dups_in_batch = classified.silver(env)
+    good, dups_in_batch = classified.silver(env)
     bad = classified.bad()
     # Another batch (an overlapping window, a redelivery) may already hold these readings.
-    if tables.committed(store, SILVER, env.batch_id):  # resumed after a crash mid-commit
-        fresh = tables.batch_rows(store, env.batch_id, _partitions(silver))
-        dups_in_lake = silver.num_rows - fresh.num_rows
-    else:
-        fresh, dups_in_lake = _drop_existing(store, silver)
-    quarantine = pa.concat_tables([_reject_rows(rejects, env), _classified_rejects(bad, env)])
+    resuming = env.batch_id if tables.committed(store, SILVER, env.batch_id) else None
+    fresh, dups_in_lake = _drop_existing(store, good, resuming)
+    checked = quality.check(store, source, env, fresh, good, registry,
+                            counts={"received": decoded.num_rows + rejects.num_rows, "decode_rejects":
+                                    rejects.num_rows + bad.num_rows, "duplicates_in_batch": dups_in_batch,
+                                    "duplicates_in_lake": dups_in_lake})
+    accepted_rows = checked.accepted.select(tables.SILVER_SCHEMA.names)
+    quarantine = pa.concat_tables([_reject_rows(rejects, env), _classified_rejects(bad, env),
+                                   _validation_rejects(checked.rejected, checked.reasons, env)])
 
     received = decoded.num_rows + rejects.num_rows
-    accepted, quarantined, duplicates = fresh.num_rows, quarantine.num_rows, dups_in_batch + dups_in_lake
+    accepted, quarantined, duplicates = accepted_rows.num_rows, quarantine.num_rows, dups_in_batch + dups_in_lake
     if received != accepted + quarantined + duplicates:
         raise ReconciliationError(
             f"batch {env.batch_id}: received {received} != accepted {accepted} + quarantined {quarantined} "
             f"+ duplicates {duplicates}; nothing written"
         )
-    dates = sorted(set(pc.unique(fresh["date"]).to_pylist()))
-    domains = sorted(set(pc.unique(fresh["domain"]).to_pylist()) | set(source.domains))
+    checked.raise_for_errors(store)  # a batch-level error: nothing of the batch reaches silver
+    dates = sorted(set(pc.unique(accepted_rows["date"]).to_pylist()))
+    domains = sorted(set(pc.unique(accepted_rows["domain"]).to_pylist()) | set(source.domains))
     meta = {"citylake.source": source.id}
-    if fresh.num_rows:  # (an empty commit would only cost time: a re-run finds nothing to add either)
-        tables.append_once(store, SILVER, fresh, env.batch_id, meta)
+    if accepted_rows.num_rows:  # (an empty commit would only cost time: a re-run finds nothing to add either)
+        tables.append_once(store, SILVER, accepted_rows, env.batch_id, meta)
     failpoints.hit("after_silver_commit")
     if quarantine.num_rows:
         tables.append_once(store, QUARANTINE, quarantine, env.batch_id, meta)
     failpoints.hit("after_quarantine_commit")
+    checked.commit(store, env.batch_id, meta)
     now = datetime.now(timezone.utc)
     record = pa.table({
         "batch_id": [env.batch_id], "source": [source.id],
         "window_start": [datetime.fromisoformat(env.window_start)], "window_end": [datetime.fromisoformat(env.window_end)],
         "received_at": [env.received], "normalized_at": [now], "frames": [n_frames], "received": [received],
         "accepted": [accepted], "quarantined": [quarantined], "duplicates": [duplicates],
+        "flagged": [checked.flagged], "quality": ["warn" if checked.warnings else "ok"],
         "duplicates_in_batch": [dups_in_batch], "duplicates_in_lake": [dups_in_lake],
         "domains": [domains], "dates": [dates], "month": [env.window_start[:7]],
     }, schema=tables.BATCHES_SCHEMA)
     tables.append_once(store, BATCHES, record, env.batch_id, meta)
-    log.info("batch %s: received %d = accepted %d + quarantined %d + duplicates %d", env.batch_id,
-             received, accepted, quarantined, duplicates)
-    return Result(env.batch_id, source.id, received, accepted, quarantined, duplicates, tuple(dates), tuple(domains), True)
+    log.info("batch %s: received %d = accepted %d (flagged %d) + quarantined %d + duplicates %d", env.batch_id,
+             received, accepted, checked.flagged, quarantined, duplicates)
+    for line in checked.summary_lines():
+        log.info("%s", line)
+    return Result(env.batch_id, source.id, received, accepted, quarantined, duplicates, tuple(dates), tuple(domains),
+                  True, checked.flagged, tuple(checked.warnings), checked.window_date)
+
+
+def _validation_rejects(rows: pa.Table, reasons: pa.Array, env: Envelope) -> pa.Table:
+    """Candidate readings the quality suites quarantined, with the expectation's reason."""
+    n = rows.num_rows
+    detail = pc.binary_join_element_wise(
+        "value ", pc.cast(rows["value"], pa.string()), " ", pc.fill_null(rows["unit"], ""),
+        " failed ", reasons, " (source flag: ", pc.fill_null(rows["src_flag"], "none"), ")", "",
+    )
+    return pa.table({
+        "source": _repeat(env.source, n), "batch_id": _repeat(env.batch_id, n), "frame": rows["frame"],
+        "reason": reasons, "detail": detail, "ref": pa.nulls(n, pa.string()), "device_id": rows["device_id"],
+        "domain": rows["domain"], "metric": rows["metric"], "ts": rows["ts"], "value": rows["value"],
+        "unit": rows["unit"], "raw": pa.nulls(n, pa.string()), "received_at": rows["received_at"],
+        "date": rows["date"],
+    }, schema=tables.QUARANTINE_SCHEMA)
 
 
 def _result_from_ledger(store: Store, env: Envelope) -> Result:
     rec = tables.read(store, BATCHES, [("month", "=", env.window_start[:7])])
     row = rec.filter(pc.equal(rec["batch_id"], env.batch_id)).to_pylist()[0]
     return Result(env.batch_id, row["source"], row["received"], row["accepted"], row["quarantined"], row["duplicates"],
-                  tuple(row["dates"]), tuple(row["domains"]), False)
+                  tuple(row["dates"]), tuple(row["domains"]), False, row.get("flagged") or 0, (),
+                  kst_date(row["window_start"]).isoformat())

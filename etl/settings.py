@@ -37,6 +37,13 @@ class Settings:
     mqtt_client_prefix: str
     csv_drop_dir: str
     pseudonym_key_env: str
+    # quality thresholds (quality.suites.Limits)
+    quality_min_completeness: float
+    quality_incomplete_share_warn: float
+    quality_max_lag_s: float
+    quality_max_duplicate_rate: float
+    quality_max_quarantine_rate: float
+    quality_future_tolerance_s: float
 
     def s3_credentials(self) -> dict[str, str]:
         """Access key, secret and endpoint for s3:// URIs.
@@ -90,6 +97,8 @@ def _coerce(field: dataclasses.Field, raw: Any) -> Any:
         return None
     if field.type in ("int", int):
         return int(raw)
+    if field.type in ("float", float):
+        return float(raw)
     return str(raw)
 
 

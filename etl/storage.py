@@ -22,6 +22,13 @@ QUARANTINE = "quarantine"
 BATCHES = "batches"
 GOLD = "gold"
 STATE = "state"
+# quality: the per-batch check table (Delta), GX results (JSON), Data Docs (HTML), daily tables
+CHECKS = "quality/checks"
+VALIDATIONS = "quality/validations"
+DOCS = "quality/docs"
+QUALITY_DAILY = "quality/daily"
+DEVICE_HEALTH = "quality/device_health"
+RUNS = "quality/runs"            # one JSON report per ingest DAG run (the Airflow plugin reads them)
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,23 @@ REASONS: dict[str, str] = {
     "future_timestamp": "The time stamp is later than the batch was received.",
     "before_install": "The time stamp is before the device was installed.",
     "outside_goyang": "The reported coordinates are outside Goyang (swapped latitude/longitude?).",
+    "bad_category": "The value is not one of the metric's allowed values (e.g. 0/1 for a switch).",
+    "source_flagged": "The source flagged the reading as invalid (an AirKorea *Flag, an abnormal status code).",
 }
+
+# Quality flags: the reading is kept in silver, with these codes in ``quality_flag`` (';'-joined).
+FLAGS: dict[str, str] = {
+    "implausible": "Possible, but outside what Goyang normally sees (the metric's plausible range).",
+    "stuck": "Part of a run of identical consecutive values: the sensor may be frozen.",
+    "spike": "Jumps further than the metric's max step away from both neighbouring readings.",
+    "pm25_above_pm10": "PM2.5 above PM10 at the same station and time (PM2.5 is a fraction of PM10).",
+}
+
+
+def check_flag(flag: str) -> str:
+    if flag not in FLAGS:
+        raise ValueError(f"undocumented quality flag {flag!r}")
+    return flag
 
 
 def check(reason: str) -> str:

@@ -103,8 +103,8 @@ def test_reconciliation_failure_writes_nothing(lake_env: Path, monkeypatch: pyte
 
     real = normalize._drop_existing
 
-    def lossy(store, silver):  # noqa: ANN001, ANN202
-        fresh, held = real(store, silver)
+    def lossy(store, silver, resuming=None):  # noqa: ANN001, ANN202
+        fresh, held = real(store, silver, resuming)
         return fresh.slice(1), held
 
     monkeypatch.setattr(normalize, "_drop_existing", lossy)
