@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from airflow.sdk import Asset, Param, dag, task
+from airflow.sdk import Param, dag, task
 
+from etl.assets import silver_asset
 from etl.sources import Source, load_sources
 
 DOC = """
@@ -33,10 +34,6 @@ DOC = """
 Extraction runs in parallel across runs (backfills fan out); `normalize` runs one at a time
 per source so that overlapping windows see each other's commits. Re-running a run is always safe. The silver asset event's extra lists the KST dates touched.
 """
-
-
-def silver_asset(domain: str) -> Asset:
-    return Asset(name=f"silver_{domain}", uri=f"citylake://silver/{domain}", group="citylake-silver")
 
 
 def build(source: Source):  # noqa: ANN201 - returns an Airflow DAG

@@ -6,6 +6,7 @@ import json
 import logging
 import sys
 from datetime import date, datetime
+from typing import Any
 
 
 def _day(text: str) -> date:
@@ -110,9 +111,94 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
 
     filters = [("date", "=", args.day.isoformat())] if args.day else None
     t = tables.read(lake(), QUARANTINE, filters)
-    for r in t.group_by(["source", "reason"]).aggregate([("batch_id", "count")]).sort_by("source").to_pylist():
-        print(f"{r['source']:<20}{r['reason']:<26}{r['batch_id_count']:>8}")
+    for col in ("source", "reason", "batch_id"):
+        value = getattr(args, col, None)
+        if value:
+            import pyarrow.compute as pc
+
+            t = t.filter(pc.equal(t[col], value))
+    if args.action == "replay":
+        return _replay(args, t)
+    if args.rows:
+        cols = ["batch_id", "device_id", "metric", "ts", "value", "unit", "reason", "detail"]
+        rows = t.sort_by([("batch_id", "ascending"), ("frame", "ascending")]).select(cols).slice(0, args.rows).to_pylist()
+        if args.json:
+            print(json.dumps(rows, default=str, ensure_ascii=False, indent=1))
+            return 0
+        for r in rows:
+            print(f"{r['batch_id']:<56} {r['device_id'] or '?':<16} {r['metric'] or '-':<12} {str(r['ts'] or '-'):<26} "
+                  f"{r['reason']:<22} {r['detail'] or ''}")
+        return 0
+    summary = t.group_by(["source", "reason"]).aggregate([("batch_id", "count"), ("batch_id", "count_distinct")])
+    rows = summary.sort_by([("source", "ascending"), ("reason", "ascending")]).to_pylist()
+    if args.json:
+        print(json.dumps(rows, default=str, indent=1))
+        return 0
+    print(f"{'source':<20}{'reason':<26}{'records':>9}{'batches':>9}")
+    for r in rows:
+        print(f"{r['source']:<20}{r['reason']:<26}{r['batch_id_count']:>9}{r['batch_id_count_distinct']:>9}")
     return 0
+
+
+def _replay(args: argparse.Namespace, quarantined: Any) -> int:
+    import pyarrow.compute as pc
+
+    from etl import replay
+
+    batches = sorted(pc.unique(quarantined["batch_id"]).to_pylist())
+    if not batches:
+        print("nothing quarantined matches: nothing to replay")
+        return 0
+    print(f"replaying {len(batches)} batch(es) from landing ...")
+    done = replay.replay(batches)
+    print(f"{'batch':<58}{'released':>9}{'still q.':>9}{'accepted':>9}{'dupes':>7}")
+    for r in done:
+        print(f"{r.batch_id:<58}{r.released:>9}{r.still_quarantined:>9}{r.accepted:>9}{r.duplicates:>7}")
+    print(f"released {sum(r.released for r in done)} readings to silver; "
+          f"{sum(r.still_quarantined for r in done)} stay quarantined")
+    return 0
+
+
+def cmd_quality(args: argparse.Namespace) -> int:
+    from etl.storage import lake
+
+    if args.action == "rebuild":
+        from quality import daily, docs
+
+        days = _days(args)
+        result = daily.rebuild([d.isoformat() for d in days])
+        print(f"rebuilt quality_daily ({result['quality_daily']} rows) and device_health "
+              f"({result['device_health']} rows) for {len(days)} day(s); Data Docs index: "
+              f"{docs.build_index(lake())}")
+        return 0
+    if args.action == "docs":
+        from quality import docs
+
+        key = docs.build_index(lake())
+        print(lake().table_uri(key))
+        return 0
+    from quality import report
+
+    days = _days(args)
+    r = report.report(days[0], days[-1], worst=args.worst)
+    print(json.dumps(r, default=str, ensure_ascii=False, indent=1) if args.json else report.render(r))
+    return 0
+
+
+def _days(args: argparse.Namespace) -> list[date]:
+    """The KST days of --from/--to (default: yesterday and today in KST)."""
+    from datetime import timedelta
+
+    from datetime import timezone
+
+    from etl.timeutil import kst_date
+
+    today = kst_date(datetime.now(timezone.utc))
+    start = args.start or (args.end or today) - timedelta(days=1)
+    end = args.end or (today if args.start is None else start)
+    if end < start:
+        raise SystemExit("--to is before --from")
+    return [start + timedelta(days=i) for i in range((end - start).days + 1)]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -156,11 +242,28 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--json", action="store_true")
     b.set_defaults(func=cmd_batches)
 
-    q = sub.add_parser("quarantine", help="quarantined records by source and reason")
-    q.add_argument("--day", type=_day)
+    q = sub.add_parser("quarantine", help="list quarantined records, or replay their batches after a fix")
+    q.add_argument("action", nargs="?", default="list", choices=["list", "replay"],
+                   help="list (default): counts by source and reason (--rows N: the records); "
+                        "replay: re-process the matching batches from landing")
+    q.add_argument("--day", type=_day, help="KST date of the records")
+    q.add_argument("--source")
+    q.add_argument("--reason")
+    q.add_argument("--batch", dest="batch_id")
+    q.add_argument("--rows", type=int, default=0, help="list: show up to N records")
+    q.add_argument("--json", action="store_true")
     q.set_defaults(func=cmd_quarantine)
 
-    qy = sub.add_parser("query", help="run SQL in DuckDB over the lake (views: silver, quarantine, batches)")
+    ql = sub.add_parser("quality", help="data quality: report for a date range, rebuild the daily tables, Data Docs")
+    ql.add_argument("action", nargs="?", default="report", choices=["report", "rebuild", "docs"])
+    ql.add_argument("--from", dest="start", type=_day, help="first KST day (default: yesterday)")
+    ql.add_argument("--to", dest="end", type=_day, help="last KST day (default: today, or --from)")
+    ql.add_argument("--worst", type=int, default=10, help="how many of the worst devices to list")
+    ql.add_argument("--json", action="store_true")
+    ql.set_defaults(func=cmd_quality)
+
+    qy = sub.add_parser("query", help="run SQL in DuckDB over the lake (views: silver, quarantine, batches, "
+                                      "quality_checks, quality_daily, device_health)")
     qy.add_argument("sql")
     qy.add_argument("--max-rows", type=int, default=40)
     qy.set_defaults(func=cmd_query)

@@ -100,6 +100,9 @@ def run(day: date = DEFAULT_DAY, fleet: str = "small", faults: str = "demo", fre
                 broker.publish_when_subscribed(src.options["client_id"], traffic[sid])
             dr = airflow_local.run(dags[f"ingest_{sid}"], start, conf)
             results[sid] = airflow_local.task_result(dr, "normalize")
+        # dag.test() does not trigger asset-scheduled DAGs: run the quality tables for the dates touched
+        dates = sorted({d for r in results.values() for d in r["dates"]})
+        airflow_local.run(dags["quality_tables"], end, {"dates": dates})
     if broker is not None:
         broker.stop()
     elapsed = time.monotonic() - t0
@@ -109,17 +112,25 @@ def run(day: date = DEFAULT_DAY, fleet: str = "small", faults: str = "demo", fre
 
 def report(results: dict[str, Any], settings: Any, elapsed: float) -> None:
     from etl import tables
-    from etl.storage import SILVER, lake
+    from etl.storage import QUALITY_DAILY, QUARANTINE, lake
 
-    print(f"\n{'source':<20}{'received':>10}{'accepted':>10}{'quarant.':>10}{'dupes':>8}  reconciles")
+    print(f"\n{'source':<20}{'received':>10}{'accepted':>10}{'flagged':>9}{'quarant.':>10}{'dupes':>8}  reconciles")
     for sid, r in results.items():
         ok = r["received"] == r["accepted"] + r["quarantined"] + r["duplicates"]
-        print(f"{sid:<20}{r['received']:>10}{r['accepted']:>10}{r['quarantined']:>10}{r['duplicates']:>8}  {'yes' if ok else 'NO'}")
-    silver = tables.read(lake(settings), SILVER, columns=["domain", "metric"])
-    counts = silver.group_by("domain").aggregate([("metric", "count")]).sort_by("domain").to_pylist()
-    print("\nsilver readings per domain:")
-    for row in counts:
-        print(f"  {row['domain']:<16}{row['metric_count']:>10}")
-    print(f"\nlake:    {settings.lake_uri}  (landing/, silver/, quarantine/, batches/ Delta tables)")
+        print(f"{sid:<20}{r['received']:>10}{r['accepted']:>10}{r.get('flagged', 0):>9}{r['quarantined']:>10}"
+              f"{r['duplicates']:>8}  {'yes' if ok else 'NO'}")
+    store = lake(settings)
+    daily = tables.read(store, QUALITY_DAILY).group_by("domain").aggregate(
+        [(c, "sum") for c in ("received", "accepted", "flagged", "quarantined", "duplicates")]).sort_by("domain")
+    print("\nper domain (quality_daily):")
+    print(f"  {'domain':<16}{'received':>10}{'accepted':>10}{'flagged':>9}{'quarant.':>10}{'dupes':>8}")
+    for row in daily.to_pylist():
+        print(f"  {row['domain']:<16}" + "".join(f"{row[c + '_sum']:>{w}}" for c, w in
+              (("received", 10), ("accepted", 10), ("flagged", 9), ("quarantined", 10), ("duplicates", 8))))
+    reasons = tables.read(store, QUARANTINE, columns=["reason"]).group_by("reason").aggregate([("reason", "count")])
+    print("  quarantine reasons: " + ", ".join(f"{r['reason']} {r['reason_count']}" for r in reasons.to_pylist()))
+    docs = settings.lake_uri.removeprefix("file://") + "/quality/docs/index.html"
+    print(f"\nData Docs: {docs}")
+    print(f"lake:    {settings.lake_uri}  (landing/, silver/, quarantine/, batches/, quality/ Delta tables)")
     print(f"airflow: {os.environ['AIRFLOW_HOME']} (SQLite)   took {elapsed:.0f}s")
     print("query it:  .venv/bin/citylake query \"select domain, metric, count(*) from silver group by all order by all\"")

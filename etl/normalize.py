@@ -392,14 +392,21 @@ def _kst_dates(ts: pa.ChunkedArray | pa.Array) -> pa.Array:
     return kst_date_strings(pa.array(uniq * 3_600_000_000, pa.int64()).cast(tables.TS)).take(pa.array(inverse))
 
 
-def _reject_rows(rejects: pa.Table, env: Envelope) -> pa.Table:
+def _reject_rows(rejects: pa.Table, env: Envelope, devices: "_Devices | None" = None) -> pa.Table:
+    """Decoder rejects as quarantine rows (with the device where the reference is known)."""
     n = rejects.num_rows
+    device_id, domain = pa.nulls(n, pa.string()), pa.nulls(n, pa.string())
+    if devices is not None and n and rejects["ref"].null_count < n:
+        at = pc.index_in(rejects["ref"], value_set=devices.external_ids)
+        device_id = pc.take(devices.device_ids, at)
+        dom = pc.take(pa.array(devices.domain), at).to_numpy(zero_copy_only=False)
+        domain = pa.array([_DOMAINS[int(d)] if d == d and d >= 0 else None for d in dom], pa.string())
     received = _repeat(env.received, n, tables.TS)
     date = pc.if_else(pc.is_null(rejects["ts"]), kst_date_strings(received), kst_date_strings(rejects["ts"]))
     return pa.table({
         "source": _repeat(env.source, n), "batch_id": _repeat(env.batch_id, n),
         "frame": rejects["frame"], "reason": rejects["reason"], "detail": rejects["detail"], "ref": rejects["ref"],
-        "device_id": pa.nulls(n, pa.string()), "domain": pa.nulls(n, pa.string()), "metric": rejects["metric"],
+        "device_id": device_id, "domain": domain, "metric": rejects["metric"],
         "ts": rejects["ts"], "value": pa.nulls(n, pa.float64()), "unit": pa.nulls(n, pa.string()),
         "raw": rejects["raw"], "received_at": received, "date": date,
     }, schema=tables.QUARANTINE_SCHEMA)
@@ -499,7 +506,7 @@ def normalize(store: Store, source: Source, env: Envelope, registry: pa.Table) -
                                     rejects.num_rows + bad.num_rows, "duplicates_in_batch": dups_in_batch,
                                     "duplicates_in_lake": dups_in_lake})
     accepted_rows = checked.accepted.select(tables.SILVER_SCHEMA.names)
-    quarantine = pa.concat_tables([_reject_rows(rejects, env), _classified_rejects(bad, env),
+    quarantine = pa.concat_tables([_reject_rows(rejects, env, classified.devices), _classified_rejects(bad, env),
                                    _validation_rejects(checked.rejected, checked.reasons, env)])
 
     received = decoded.num_rows + rejects.num_rows
@@ -510,7 +517,8 @@ def normalize(store: Store, source: Source, env: Envelope, registry: pa.Table) -
             f"+ duplicates {duplicates}; nothing written"
         )
     checked.raise_for_errors(store)  # a batch-level error: nothing of the batch reaches silver
-    dates = sorted(set(pc.unique(accepted_rows["date"]).to_pylist()))
+    # the dates this batch touched (silver or quarantine): the partitions downstream rebuilds
+    dates = sorted(set(pc.unique(accepted_rows["date"]).to_pylist()) | set(pc.unique(quarantine["date"]).to_pylist()))
     domains = sorted(set(pc.unique(accepted_rows["domain"]).to_pylist()) | set(source.domains))
     meta = {"citylake.source": source.id}
     if accepted_rows.num_rows:  # (an empty commit would only cost time: a re-run finds nothing to add either)
@@ -526,7 +534,7 @@ def normalize(store: Store, source: Source, env: Envelope, registry: pa.Table) -
         "window_start": [datetime.fromisoformat(env.window_start)], "window_end": [datetime.fromisoformat(env.window_end)],
         "received_at": [env.received], "normalized_at": [now], "frames": [n_frames], "received": [received],
         "accepted": [accepted], "quarantined": [quarantined], "duplicates": [duplicates],
-        "flagged": [checked.flagged], "quality": ["warn" if checked.warnings else "ok"],
+        "flagged": [checked.flagged], "quality": ["warn" if checked.warnings else "ok"], "replays": [0],
         "duplicates_in_batch": [dups_in_batch], "duplicates_in_lake": [dups_in_lake],
         "domains": [domains], "dates": [dates], "month": [env.window_start[:7]],
     }, schema=tables.BATCHES_SCHEMA)

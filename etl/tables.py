@@ -70,6 +70,7 @@ BATCHES_SCHEMA = pa.schema([
     ("duplicates", pa.int64()),
     ("flagged", pa.int64()),                 # accepted with a quality_flag
     ("quality", pa.string()),                # ok | warn (a failed batch is never recorded)
+    ("replays", pa.int64()),                 # times `citylake quarantine replay` re-processed it
     ("duplicates_in_batch", pa.int64()),
     ("duplicates_in_lake", pa.int64()),
     ("domains", pa.list_(pa.string())),
@@ -252,6 +253,32 @@ def read(store: Store, name: str, filters: list[tuple[str, str, Any]] | None = N
         schema = SCHEMAS[name]
         return schema.empty_table() if columns is None else schema.empty_table().select(columns)
     return dt.to_pyarrow_dataset(partitions=filters).to_table(columns=columns)
+
+
+def replace_rows(store: Store, name: str, table: pa.Table, batch_id: str, txn: str,
+                 metadata: dict[str, str] | None = None) -> bool:
+    """Replace every row of ``batch_id`` in table ``name`` by ``table`` (rows of that batch),
+    in one commit carrying transaction ``txn``; skipped if ``txn`` was committed. True if written."""
+    from deltalake import CommitProperties, Transaction, write_deltalake
+
+    dt = open_table(store, name)
+    if dt is not None and _transaction_version(dt, txn) is not None:
+        return False
+    if "'" in batch_id:
+        raise ValueError(f"bad batch id {batch_id!r}")
+    props = CommitProperties(custom_metadata={"citylake.batch_id": batch_id, **(metadata or {})},
+                             app_transactions=[Transaction(app_id=txn, version=1)])
+    table = table.cast(SCHEMAS[name])
+    if dt is None:
+        write_deltalake(store.table_uri(name), table, mode="append", partition_by=PARTITIONS[name],
+                        storage_options=store.delta_options(), writer_properties=writer_properties(),
+                        commit_properties=props,
+                        configuration={"delta.dataSkippingStatsColumns": STATS_COLUMNS[name]})
+        return True
+    write_deltalake(dt, table, mode="overwrite", predicate=f"batch_id = '{batch_id}'", partition_by=PARTITIONS[name],
+                    storage_options=store.delta_options(), writer_properties=writer_properties(),
+                    commit_properties=props)
+    return True
 
 
 def replace_partitions(store: Store, name: str, table: pa.Table, column: str, values: list[str],

@@ -95,14 +95,19 @@ class Checked:
         docs.write_batch(store, doc, self.source, self.window_date)
         return key
 
-    def commit(self, store: Store, batch_id: str, meta: dict[str, str]) -> None:
+    def commit(self, store: Store, batch_id: str, meta: dict[str, str], replay: str | None = None) -> None:
+        """Store the results; a replay (``replay`` = its transaction id) replaces the batch's checks."""
         from etl import tables
 
         self.save_results(store)
         now = datetime.now(timezone.utc)
         rows = [{**c.as_dict(), "batch_id": batch_id, "source": self.source, "validated_at": now,
                  "date": self.window_date} for c in self.checks()]
-        tables.append_once(store, CHECKS, pa.Table.from_pylist(rows, schema=tables.CHECKS_SCHEMA), batch_id, meta)
+        table = pa.Table.from_pylist(rows, schema=tables.CHECKS_SCHEMA)
+        if replay is None:
+            tables.append_once(store, CHECKS, table, batch_id, meta)
+        else:
+            tables.replace_rows(store, CHECKS, table, batch_id, replay, meta)
 
 
 def validation_key(source: str, date: str, batch_id: str) -> str:
@@ -126,10 +131,10 @@ def check(store: Store, source: Source, env: Envelope, fresh: pa.Table, good: pa
 
     start, end = parse_iso(env.window_start), parse_iso(env.window_end)
     device_hours, incomplete = completeness(good, registry, source.id, start, end, limits)
-    lag = None
+    lag = None  # freshness: how far the newest reading is behind the end of the window asked for
     if good.num_rows:
         newest = pc.max(good["ts"]).as_py()
-        lag = max(0.0, (env.received - newest).total_seconds())
+        lag = max(0.0, (min(end, env.received) - newest).total_seconds())
     quarantined = counts["decode_rejects"] + rejected.num_rows
     duplicates = counts["duplicates_in_batch"] + counts["duplicates_in_lake"]
     batch = validate_batch({"received": counts["received"], "accepted": accepted.num_rows, "quarantined": quarantined,

@@ -37,7 +37,7 @@ class Limits:
 
     min_completeness: float = 0.5       # a device-hour below this share of expected readings is incomplete
     incomplete_share_warn: float = 0.2  # warn when more device-hours than this are incomplete
-    max_lag_s: float = 3 * 3600         # warn when the newest reading is older than this at receipt
+    max_lag_s: float = 3 * 3600         # warn when the newest reading is this far behind the window end
     max_duplicate_rate: float = 0.2     # warn above this share of duplicates
     max_quarantine_rate: float = 0.5    # fail above this share quarantined (a gateway is sending garbage)
     future_tolerance_s: float = 300     # readings up to this far after receipt are clock skew, not future

@@ -184,13 +184,14 @@ def _apply(result: Any, suite_name: str, at: np.ndarray, out: RowOutcome) -> Non
         meta = cfg.get("meta") or {}
         action, res = meta.get("action", "fail"), r.result or {}
         bad = np.asarray(res.get("unexpected_index_list") or [], dtype=np.int64)
-        evaluated = int(res.get("element_count") or 0)
+        table_level = "element_count" not in res   # (e.g. the column set): one table checked
+        evaluated = 1 if table_level else int(res["element_count"] or 0)
         if r.exception_info and r.exception_info.get("raised_exception"):
             msg = r.exception_info.get("exception_message")
             out.failures.append(f"{suite_name}: {cfg['type']} on {_target(cfg)} could not run: {msg}")
             action = "fail"
         code = meta.get("reason") or meta.get("flag")
-        failed = int(res.get("unexpected_count") or len(bad))
+        failed = (0 if r.success else 1) if table_level else int(res.get("unexpected_count") or len(bad))
         out.checks.append(Check(suite_name, cfg["type"], _target(cfg), meta.get("level", "row"), action, code,
                                 evaluated, failed, bool(r.success)))
         if r.success or not len(bad) and action in ("quarantine", "flag"):

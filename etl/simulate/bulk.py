@@ -305,7 +305,7 @@ class _Air:
         if wrong and self.keys.hit(wrong[0] + tr, wrong[1]):
             v10, v25, unit = round(v10 / 1000.0, 4), round(v25 / 1000.0, 4), ',"unit":"mg/m3"'
         if spike and self.keys.hit(spike[0] + tr, spike[1]):
-            v10 = round(round(pm10, 1) * 12, 1)
+            v10 = round(round(pm10, 1) + messages.SPIKE_PM10, 1)
         return f'{self.head}{self._iso_ns(sent)}","pm10":{v10!r},"pm2_5":{v25!r}{unit}}}'
 
     def _iso_ns(self, ts: datetime) -> str:

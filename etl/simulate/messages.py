@@ -13,6 +13,10 @@ from typing import Any, Iterator, Mapping
 from etl.simulate import signals
 from etl.simulate.faults import FaultPlan, fraction
 from etl.timeutil import KST, UTC
+from quality.metrics import metric_table
+
+# A spike fault adds twice the metric's max step (quality.metrics): always a spike by definition.
+SPIKE_PM10 = 2 * float(metric_table()[("air_quality", "pm10")].max_step)
 
 Device = Mapping[str, Any]
 
@@ -68,7 +72,7 @@ def airsensor_payload(device: Device, ts: datetime, faults: FaultPlan) -> bytes:
     if faults.hit("wrong_unit", device["device_id"], ts):
         body.update(pm10=round(v["pm10"] / 1000.0, 4), pm2_5=round(v["pm25"] / 1000.0, 4), unit="mg/m3")
     if faults.hit("spike", device["device_id"], ts):
-        body["pm10"] = round(v["pm10"] * 12, 1)
+        body["pm10"] = round(v["pm10"] + SPIKE_PM10, 1)
     return json.dumps(body, separators=(",", ":")).encode()
 
 

@@ -1,10 +1,12 @@
 -- device_health: one row per registered device and KST day.
 -- completeness = distinct report times / reports expected at the device's interval over the
--- part of the day the device was installed and its source had delivered data for (the
--- source's newest reading that day: a day still in progress is not penalised).
+-- part of the day the device was installed and its source had delivered data for (from the
+-- source's first to its newest reading that day: a day in progress, or a source that started
+-- mid-day, is not penalised).
 -- status: offline (no report although due), degraded (completeness < $degraded_below, a stuck,
 -- spike or quarantined reading, battery < $low_battery %, or a lamp fault code), ok otherwise;
 -- event-driven devices (interval 0) are ok when they reported and idle when they did not.
+-- Days on which a device's source delivered nothing at all have no rows (see quality_daily).
 -- Parameters: $dates, $degraded_below, $low_battery. Views: silver, quarantine, registry,
 -- previous_health (device_health of earlier days; may be empty).
 WITH days AS (
@@ -25,7 +27,7 @@ readings AS (
     GROUP BY ALL
 ),
 watermarks AS (
-    SELECT source, date, max(ts) AS watermark
+    SELECT source, date, min(ts) AS first_reading, max(ts) AS watermark
     FROM silver WHERE date IN (SELECT unnest($dates)) GROUP BY ALL
 ),
 quarantined AS (
@@ -39,11 +41,12 @@ previous AS (
 grid AS (
     SELECT r.device_id, r.domain, r.kind, r.source, r.district_code, r.district_en, r.interval_s,
            d.date, d.day_start,
-           greatest(d.day_start, (r.install_date::TIMESTAMP - INTERVAL 9 HOUR) AT TIME ZONE 'UTC') AS active_from,
+           greatest(d.day_start, w.first_reading,
+                    (r.install_date::TIMESTAMP - INTERVAL 9 HOUR) AT TIME ZONE 'UTC') AS active_from,
            least(d.day_start + INTERVAL 1 DAY, w.watermark) AS active_to
     FROM registry r CROSS JOIN days d
-    LEFT JOIN watermarks w ON w.source = r.source AND w.date = d.date
-    WHERE r.install_date <= d.date::DATE
+    JOIN watermarks w ON w.source = r.source AND w.date = d.date   -- a silent source is a freshness
+    WHERE r.install_date <= d.date::DATE                            -- problem (quality_daily), not 3000 offline devices
 ),
 joined AS (
     SELECT g.*, coalesce(rd.reports, 0) AS reports, coalesce(rd.last_seen, p.last_seen) AS last_seen,
