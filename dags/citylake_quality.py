@@ -23,7 +23,9 @@ Runs whenever an ingest DAG updates a silver asset (any domain), or by hand with
    and `device_health` (per device and day: last seen, completeness, stuck/spike counts,
    battery, status ok/degraded/offline) for exactly those dates, one atomic Delta commit
    each, so a re-run or a late batch is always safe;
-3. **docs_index** rewrites `quality/docs/index.html`, the Data Docs site's front page.
+3. **data_docs** renders Great Expectations' Data Docs pages for the batches of those dates
+   that have none yet (ingest writes only the batch summary page, to stay fast) and
+   rewrites `quality/docs/index.html`, the site's front page.
 
 Query the results with `citylake quality report` or `citylake query`.
 """
@@ -63,13 +65,15 @@ def quality_tables() -> None:
         return result
 
     @task
-    def docs_index(rebuilt: dict) -> str:
-        from quality import docs
+    def data_docs(rebuilt: dict) -> dict:
         from etl.storage import lake
+        from quality import docs
 
-        return docs.build_index(lake())
+        store = lake()
+        rendered = docs.render_pending(store, rebuilt["dates"])
+        return {"rendered_batches": rendered, "index": docs.build_index(store)}
 
-    docs_index(rebuild(dates_to_rebuild()))
+    data_docs(rebuild(dates_to_rebuild()))
 
 
 quality_tables()

@@ -167,13 +167,15 @@ def cmd_quality(args: argparse.Namespace) -> int:
 
         days = _days(args)
         result = daily.rebuild([d.isoformat() for d in days])
+        rendered = docs.render_pending(lake(), result["dates"])
         print(f"rebuilt quality_daily ({result['quality_daily']} rows) and device_health "
-              f"({result['device_health']} rows) for {len(days)} day(s); Data Docs index: "
-              f"{docs.build_index(lake())}")
+              f"({result['device_health']} rows) for {len(days)} day(s); rendered Data Docs for {rendered} "
+              f"batch(es); index: {lake().table_uri(docs.build_index(lake()))}")
         return 0
     if args.action == "docs":
         from quality import docs
 
+        docs.render_pending(lake(), [d.isoformat() for d in _days(args)])
         key = docs.build_index(lake())
         print(lake().table_uri(key))
         return 0

@@ -202,7 +202,15 @@ def append_once(store: Store, name: str, table: pa.Table, batch_id: str, metadat
 def existing_keys(store: Store, domain_dates: Iterable[tuple[str, str]], ts_min: datetime, ts_max: datetime,
                   devices: tuple[str, str] | None = None, exclude_batch: str | None = None) -> pa.Table:
     """Silver keys (device_id, metric, ts, subject) in the given partitions and time range,
-    and device_id range if given.
+    and device_id range if given (a batch resuming after a crash excludes its own rows)."""
+    return silver_slice(store, domain_dates, ts_min, ts_max, ["device_id", "metric", "ts", "subject"], devices,
+                        exclude_batch)
+
+
+def silver_slice(store: Store, domain_dates: Iterable[tuple[str, str]], ts_min: datetime, ts_max: datetime,
+                 columns: list[str], devices: tuple[str, str] | None = None,
+                 exclude_batch: str | None = None) -> pa.Table:
+    """Silver ``columns`` in the given partitions, time range (inclusive) and device_id range.
 
     Partition filters prune files; the ts and device ranges use Parquet row-group statistics
     (files are sorted by device), so only the slice of the day a batch overlaps is read, and
@@ -210,7 +218,7 @@ def existing_keys(store: Store, domain_dates: Iterable[tuple[str, str]], ts_min:
     """
     import pyarrow.dataset as ds
 
-    empty = pa.table({n: pa.array([], SILVER_SCHEMA.field(n).type) for n in ("device_id", "metric", "ts", "subject")})
+    empty = pa.table({n: pa.array([], SILVER_SCHEMA.field(n).type) for n in columns})
     dt = open_table(store, SILVER)
     pairs = sorted(set(domain_dates))
     if dt is None or not pairs:
@@ -223,7 +231,7 @@ def existing_keys(store: Store, domain_dates: Iterable[tuple[str, str]], ts_min:
             flt &= (ds.field("device_id") >= devices[0]) & (ds.field("device_id") <= devices[1])
         if exclude_batch is not None:  # a batch resuming after a crash: its own rows are not "already there"
             flt &= ds.field("batch_id") != exclude_batch
-        tables.append(dataset.to_table(columns=["device_id", "metric", "ts", "subject"], filter=flt))
+        tables.append(dataset.to_table(columns=columns, filter=flt))
     return pa.concat_tables(tables).cast(empty.schema) if tables else empty
 
 

@@ -3,7 +3,7 @@
 The api-server mounts :data:`app` at ``/citylake``. Airflow does not authenticate a plugin's
 sub-app by itself, so the app depends on ``requires_authenticated()`` (an internal Airflow API:
 Airflow is pinned and ``tests/unit/test_airflow_plugin.py`` keeps a test on it); the run report
-also checks that the user may read the DAG's runs. Lake access and rendering are imported lazily
+also checks that the user may read the DAG's runs. Report reading and rendering are imported lazily
 so the module loads fast wherever Airflow loads plugins.
 """
 from __future__ import annotations
@@ -21,7 +21,7 @@ from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessE
 from airflow.api_fastapi.core_api.security import requires_access_dag, requires_authenticated
 from airflow.plugins_manager import AirflowPlugin
 
-from etl.storage import DOCS
+from etl.storage import DOCS, Store, lake
 
 URL_PREFIX = "/citylake"
 TOTALS = ("received", "accepted", "flagged", "quarantined", "duplicates")
@@ -33,13 +33,7 @@ can_read_runs = Depends(requires_access_dag("GET", DagAccessEntity.RUN))
 
 
 # ---- lake access ----------------------------------------------------------------------------
-def _store() -> Any:
-    from etl.storage import lake
-
-    return lake()
-
-
-def _read(store: Any, key: str) -> bytes | None:
+def _read(store: Store, key: str) -> bytes | None:
     """The object at ``key``, or None if there is none (file:// or s3://)."""
     try:
         return store.get(key)
@@ -51,7 +45,7 @@ def _read(store: Any, key: str) -> bytes | None:
         raise
 
 
-def _report(store: Any, dag_id: str, run_id: str) -> bytes | None:
+def _report(store: Store, dag_id: str, run_id: str) -> bytes | None:
     from etl.ingest import run_report_key
 
     return _read(store, run_report_key(dag_id, run_id))
@@ -83,7 +77,7 @@ def _docs_href(key: str | None, up: str) -> str | None:
     return up + "docs/" + quote(key[len(DOCS) + 1:], safe="/=")
 
 
-def _failed_checks(store: Any, key: str | None) -> str:
+def _failed_checks(store: Store, key: str | None) -> str:
     """Errors and failed checks of one batch's validation result, as HTML."""
     raw = _read(store, key) if key else None
     if raw is None:
@@ -107,7 +101,7 @@ def _totals(t: dict[str, Any]) -> str:
             + "</p>")
 
 
-def _batch_row(store: Any, b: dict[str, Any]) -> str:
+def _batch_row(store: Store, b: dict[str, Any]) -> str:
     href = _docs_href(b.get("docs"), "../../")
     name = f'<a href="{_e(href)}">{_e(b.get("batch_id"))}</a>' if href else _e(b.get("batch_id"))
     counts = "".join(f"<td>{_e(b.get(k) or 0)}</td>" for k in TOTALS)
@@ -115,7 +109,7 @@ def _batch_row(store: Any, b: dict[str, Any]) -> str:
             f"<td>{_items(b.get('warnings') or [], 'warn')}</td><td>{_failed_checks(store, b.get('validation'))}</td></tr>")
 
 
-def render_report(report: dict[str, Any], store: Any) -> str:
+def render_report(report: dict[str, Any], store: Store) -> str:
     """The Quality report page of one DAG run (links are relative to ``/citylake/quality/<dag>/<run>``)."""
     from quality.docs import _page
 
@@ -145,7 +139,7 @@ def _no_report(dag_id: str, run_id: str) -> str:
 
 # ---- routes -------------------------------------------------------------------------------------
 def _json_report(dag_id: str, run_id: str) -> Response:
-    raw = _report(_store(), dag_id, run_id)
+    raw = _report(lake(), dag_id, run_id)
     if raw is None:
         raise HTTPException(404, f"no quality report for run {run_id!r} of {dag_id!r}")
     return Response(raw, media_type="application/json")
@@ -160,7 +154,7 @@ def quality_json(dag_id: str, run_id: str) -> Response:
 def quality_page(dag_id: str, run_id: str, fmt: str = Query("html", alias="format")) -> Response:
     if fmt == "json":
         return _json_report(dag_id, run_id)
-    store = _store()
+    store = lake()
     raw = _report(store, dag_id, run_id)
     if raw is None:
         return HTMLResponse(_no_report(dag_id, run_id), status_code=404)
@@ -175,7 +169,7 @@ def docs_root() -> RedirectResponse:
 @app.get("/docs/{path:path}")
 def docs(path: str) -> Response:
     key = docs_key(path)
-    data = _read(_store(), key)
+    data = _read(lake(), key)
     if data is None:
         raise HTTPException(404, "no such Data Docs page")
     media = mimetypes.guess_type(key)[0] or "application/octet-stream"

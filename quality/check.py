@@ -120,8 +120,11 @@ def check(store: Store, source: Source, env: Envelope, fresh: pa.Table, good: pa
     the batch, also those silver already held) measures completeness and lag."""
     from etl.timeutil import kst_date, parse_iso
 
+    from quality.context import series_context
+
     limits = limits_from_settings()
-    rows = validate_readings(fresh, fresh["src_flag"], registry, env.received, limits)
+    history = series_context(store, fresh, registry, exclude_batch=env.batch_id)
+    rows = validate_readings(fresh, fresh["src_flag"], registry, env.received, limits, history)
     bad = rows.reason != None  # noqa: E711 - elementwise
     flags = pa.array(rows.flags.tolist(), pa.string())
     accepted = fresh.filter(pa.array(~bad)).set_column(

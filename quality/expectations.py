@@ -33,7 +33,9 @@ from great_expectations.expectations.metrics.map_metric_provider.multicolumn_con
 
 # ``series_pos`` is the row's position in (device, metric, ts) order, computed once per frame
 # (quality.validate.frame) so that each fault check does not sort the batch again.
-READING_COLUMNS = ["device_id", "metric", "ts", "value", "series_pos"]
+# ``prev_value``/``prev_run``: the series' last value in silver before this batch and how many
+# readings in a row had it (quality.context), so runs and spikes continue across batches.
+READING_COLUMNS = ["device_id", "metric", "ts", "value", "series_pos", "prev_value", "prev_run"]
 
 
 def series_positions(device: np.ndarray, metric: np.ndarray, ts: np.ndarray) -> np.ndarray:
@@ -75,7 +77,12 @@ def stuck_mask(df: pd.DataFrame, min_runs: dict[str, int]) -> np.ndarray:
     v = df["value"].to_numpy(dtype=float, na_value=np.nan)[order]
     cont = same & (v == np.concatenate([[np.nan], v[:-1]]))
     run = np.cumsum(~cont) - 1
-    length = np.bincount(run)[run]
+    length = np.bincount(run)
+    if "prev_value" in df:  # a series' first run continues the run silver ended with
+        prev = df["prev_value"].to_numpy(dtype=float, na_value=np.nan)[order]
+        carried = ~same & (v == prev)
+        np.add.at(length, run[carried], df["prev_run"].to_numpy(dtype=np.int64)[order][carried])
+    length = length[run]
     limit = _per_metric(df, {k: float(x) for k, x in min_runs.items()}, order)
     with np.errstate(invalid="ignore"):
         out[order] = length >= limit
@@ -86,14 +93,19 @@ def spike_mask(df: pd.DataFrame, max_steps: dict[str, float]) -> np.ndarray:
     """True for rows more than ``max_steps[metric]`` above (or below) both neighbours."""
     n = len(df)
     out = np.zeros(n, bool)
-    if n < 3:
+    if n < 2:
         return out
     order, same = _series_order(df)
     v = df["value"].to_numpy(dtype=float, na_value=np.nan)[order]
     step = _per_metric(df, max_steps, order)
-    up = np.concatenate([[np.nan], v[1:] - v[:-1]])                 # v - previous
+    previous = np.concatenate([[np.nan], v[:-1]])
+    has_prev = same.copy()
+    if "prev_value" in df:  # a series' first reading: its neighbour is silver's last value
+        prev = df["prev_value"].to_numpy(dtype=float, na_value=np.nan)[order]
+        edge = ~same & ~np.isnan(prev)
+        previous[edge], has_prev[edge] = prev[edge], True
+    up = v - previous                                                # v - previous
     down = np.concatenate([v[:-1] - v[1:], [np.nan]])               # v - next
-    has_prev = same
     has_next = np.concatenate([same[1:], [False]])
     with np.errstate(invalid="ignore"):
         spike = has_prev & has_next & (np.abs(up) > step) & (np.abs(down) > step) & (np.sign(up) == np.sign(down))

@@ -25,7 +25,7 @@ from quality.reasons import check, check_flag
 
 # The frame the row-level suites validate (built by quality.validate.frame).
 FRAME_COLUMNS = ("device_id", "domain", "metric", "ts", "value", "unit", "src_flag", "subject",
-                 "received_at", "latest_ts", "install_ts", "lat", "lon", "series_pos")
+                 "received_at", "latest_ts", "install_ts", "lat", "lon", "series_pos", "prev_value", "prev_run")
 KEY_COLUMNS = ("device_id", "metric", "ts")
 # Source flags that mean "valid" (anything else is quarantined as source_flagged).
 OK_FLAGS = ("0", "00", "ok", "OK", "normal", "valid", "정상")

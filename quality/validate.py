@@ -121,7 +121,7 @@ def _compact(result_json: dict) -> dict:
 
 # ---- row level -------------------------------------------------------------------------------
 def frame(candidates: pa.Table, src_flag: pa.Array | pa.ChunkedArray, registry: pa.Table, received_at: datetime,
-          limits: Limits) -> Any:
+          limits: Limits, context: pa.Table | None = None) -> Any:
     """The pandas frame the readings suites validate (columns: suites.FRAME_COLUMNS)."""
     import pandas as pd
 
@@ -146,9 +146,17 @@ def frame(candidates: pa.Table, src_flag: pa.Array | pa.ChunkedArray, registry: 
         "series_pos": series_positions(*(c.combine_chunks().indices.to_numpy() if isinstance(c, pa.ChunkedArray)
                                          else c.indices.to_numpy() for c in (cat("device_id"), cat("metric"))),
                                        pc.cast(candidates["ts"], pa.int64()).to_numpy()),
+        **dict(zip(("prev_value", "prev_run"), _context_columns(candidates, context))),
     })
     assert tuple(table.column_names) == FRAME_COLUMNS
     return table.to_pandas(types_mapper={pa.string(): pd.StringDtype("python", na_value=np.nan)}.get)
+
+
+def _context_columns(candidates: pa.Table, context: pa.Table | None) -> tuple[pa.Array, pa.Array]:
+    from quality.context import CONTEXT, attach
+
+    value, run = attach(candidates, context if context is not None else CONTEXT.empty_table())
+    return pa.array(value, pa.float64()), pa.array(run, pa.int64())
 
 
 def _registry_ids(registry: pa.Table) -> pa.Array:
@@ -156,8 +164,10 @@ def _registry_ids(registry: pa.Table) -> pa.Array:
 
 
 def validate_readings(candidates: pa.Table, src_flag: pa.Array | pa.ChunkedArray, registry: pa.Table,
-                      received_at: datetime, limits: Limits | None = None) -> RowOutcome:
-    """Run each domain's suite over its rows of ``candidates`` (silver-shaped rows)."""
+                      received_at: datetime, limits: Limits | None = None,
+                      context: pa.Table | None = None) -> RowOutcome:
+    """Run each domain's suite over its rows of ``candidates`` (silver-shaped rows);
+    ``context`` (quality.context) carries each series' history in silver."""
     from quality.suites import readings_suite
 
     limits = limits or limits_from_settings()
@@ -169,7 +179,7 @@ def validate_readings(candidates: pa.Table, src_flag: pa.Array | pa.ChunkedArray
     for domain in sorted(pc.unique(domains).to_pylist()):
         at = np.flatnonzero(pc.equal(domains, domain).to_numpy(zero_copy_only=False))
         rows = candidates.take(pa.array(at))
-        df = frame(rows, pc.take(src_flag, pa.array(at)), registry, received_at, limits)
+        df = frame(rows, pc.take(src_flag, pa.array(at)), registry, received_at, limits, context)
         suite = readings_suite(domain)
         result = run_suite(suite, df)
         _apply(result, suite.name, at, out)

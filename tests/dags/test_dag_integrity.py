@@ -78,3 +78,16 @@ def test_dag_file_parses_fast_without_secrets_or_heavy_imports() -> None:
     assert heavy == "", f"DAG parse imported {heavy}"
     assert float(seconds) < 10, f"DAG folder took {seconds}s to parse"
     assert time.monotonic() - t0 < 60
+
+
+def test_quality_tables_dag_runs_on_every_silver_asset(dagbag: Any) -> None:
+    from quality.metrics import DOMAINS
+
+    dag = dagbag.dags["quality_tables"]
+    assert {"citylake", "quality"} <= set(dag.tags) and dag.doc_md
+    assert {t.owner for t in dag.tasks} == {"citylake-data-eng"}
+    assert all(t.retries >= 1 and t.execution_timeout is not None for t in dag.tasks)
+    assets = {a.name for a in dag.timetable.asset_condition.objects}
+    assert assets == {f"silver_{d}" for d in DOMAINS}
+    assert {a.name for a in dag.get_task("rebuild").outlets} == {"quality_daily"}
+    assert dag.max_active_runs == 1

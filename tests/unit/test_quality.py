@@ -82,9 +82,18 @@ def test_results_are_kept_as_json_checks_and_data_docs(lake_env: Path) -> None:
     assert all(checks["success"].to_pylist()) or doc["warnings"]
     page = store.get(f"quality/docs/validations/source=lights_mqtt/date={result.window_date}/{env.batch_id}.html")
     assert b"citylake.streetlights" in page and env.batch_id.encode() in page
+    from quality import docs
+
+    gx_key = (f"quality/docs/validations/source=lights_mqtt/date={result.window_date}/"
+              f"{env.batch_id}.citylake.streetlights.html")
+    assert not store.exists(gx_key)                      # ingest writes the summary page only
+    assert docs.render_pending(store, [result.window_date]) == 1
+    assert docs.render_pending(store, [result.window_date]) == 0   # idempotent
     gx_page = store.get(f"quality/docs/validations/source=lights_mqtt/date={result.window_date}/"
                         f"{env.batch_id}.citylake.streetlights.html")
     assert b"<html" in gx_page.lower() and b"expect" in gx_page.lower()  # rendered by GX
+    index = store.get(docs.build_index(store))
+    assert env.batch_id.encode() in index
 
 
 def test_error_level_failure_keeps_batch_out_of_silver_until_fixed(lake_env: Path, tmp_path: Path,
@@ -229,3 +238,47 @@ def test_quality_doc_tables_are_generated_from_the_code() -> None:
     text = (REPO / "docs" / "QUALITY.md").read_text(encoding="utf-8")
     assert reference.render(text) == text, "docs/QUALITY.md is stale: run python -m quality.reference"
     assert "`pm25`" in text and "`outside_goyang`" in text and "`stuck`" in text
+
+
+def test_runs_and_spikes_continue_from_the_batch_before() -> None:
+    import numpy as np
+    import pandas as pd
+
+    from quality.expectations import spike_mask, stuck_mask
+
+    ts = pd.date_range("2026-11-24 03:00", periods=4, freq="10min", tz="UTC")
+    df = pd.DataFrame({"device_id": ["a"] * 4, "metric": ["pm10"] * 4, "ts": ts, "value": [20.0] * 4,
+                       "prev_value": [20.0] * 4, "prev_run": [8] * 4})
+    assert stuck_mask(df, {"pm10": 12}).all()                    # 8 in silver + 4 here = 12
+    assert not stuck_mask(df.assign(prev_run=7), {"pm10": 12}).any()
+    assert not stuck_mask(df.assign(prev_value=21.0), {"pm10": 12}).any()
+    df = df.assign(value=[900.0, 20.0, 21.0, 22.0])
+    assert list(spike_mask(df, {"pm10": 300.0})) == [True, False, False, False]   # silver holds its left neighbour
+    assert not spike_mask(df.assign(prev_value=np.nan), {"pm10": 300.0}).any()
+
+
+def test_series_context_reads_the_series_end_from_silver(lake_env: Path) -> None:
+    import pyarrow as pa
+
+    from etl import landing, normalize
+    from etl.extract.frames import Frame
+    from etl.registry.load import load_registry
+    from etl.sources import load_sources
+    from etl.storage import lake
+    from quality.context import series_context
+
+    reg = load_registry()
+    sensors = reg.filter(pc.equal(reg["source"], "air_mqtt"))
+    ext, device = sensors["external_id"][0].as_py(), sensors["device_id"][0].as_py()
+    values = [30.0, 41.0, 41.0, 41.0]
+    frames = [Frame(json.dumps({"sensor": ext, "time": (T0 + timedelta(minutes=10 * i)).isoformat(),
+                                "pm10": v, "pm2_5": 10.0}).encode(), {"topic": f"goyang/air/{ext}"})
+              for i, v in enumerate(values)]
+    env, _ = landing.land(lake(), "air_mqtt", "mqtt", T0, T0 + timedelta(hours=1), frames, T0 + timedelta(hours=1))
+    normalize.normalize(lake(), load_sources()["air_mqtt"], env, reg)
+    fresh = pa.table({"device_id": [device, device], "domain": ["air_quality"] * 2, "metric": ["pm10", "pm25"],
+                      "ts": pa.array([T0 + timedelta(hours=1)] * 2, pa.timestamp("us", tz="UTC"))})
+    ctx = {r["metric"]: r for r in series_context(lake(), fresh, reg, exclude_batch=None).to_pylist()}
+    assert (ctx["pm10"]["prev_value"], ctx["pm10"]["prev_run"]) == (41.0, 3)
+    assert (ctx["pm25"]["prev_value"], ctx["pm25"]["prev_run"]) == (10.0, 4)
+    assert series_context(lake(), fresh, reg, exclude_batch=env.batch_id).num_rows == 0  # its own rows: none
