@@ -82,7 +82,12 @@ def build(source: Source):  # noqa: ANN201 - returns an Airflow DAG
             from etl import ingest as job
 
             start, _ = job.window(params, data_interval_start, data_interval_end)
-            summary = job.normalize_all(source.id, landed.get("envelope"), start)
+            try:
+                summary = job.normalize_all(source.id, landed.get("envelope"), start)
+            except job.BatchRefused as exc:  # deterministic: retrying cannot help, a fix can
+                from airflow.sdk.exceptions import AirflowFailException
+
+                raise AirflowFailException(str(exc)) from exc
             job.record_run(dag_run.dag_id, dag_run.run_id, summary)
             for asset in outlets:
                 outlet_events[asset].extra = job.asset_extra(summary, asset.name.removeprefix("silver_"))

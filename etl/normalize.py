@@ -218,10 +218,13 @@ class Classified:
         dev = self.device[at]
         known = pa.array(dev >= 0)
         d = _plain(self.decoded.take(pa.array(at)))
-        dom = self.devices.domain[np.maximum(dev, 0)]
-        device_id = pc.if_else(known, self.devices.device_ids.take(pa.array(np.maximum(dev, 0))), None)
-        domain = pc.if_else(pc.and_(known, pa.array(dom >= 0)),
-                            pa.array(_DOMAINS).take(pa.array(np.maximum(dom, 0))), None)
+        if len(self.devices.device_ids) == 0:  # a source with no registered device at all
+            device_id, domain = pa.nulls(len(at), pa.string()), pa.nulls(len(at), pa.string())
+        else:
+            dom = self.devices.domain[np.maximum(dev, 0)]
+            device_id = pc.if_else(known, self.devices.device_ids.take(pa.array(np.maximum(dev, 0))), None)
+            domain = pc.if_else(pc.and_(known, pa.array(dom >= 0)),
+                                pa.array(_DOMAINS).take(pa.array(np.maximum(dom, 0))), None)
         return d.append_column("device_id", device_id).append_column("domain", domain) \
             .append_column("reason", pa.array([REASONS[r] for r in self.reason[at]], pa.string()))
 
@@ -245,7 +248,7 @@ class Classified:
         """The decoded rows with device_id, domain, canonical unit and value, reason, dup_rank."""
         n = self.decoded.num_rows
         known, has_metric = self.device >= 0, self.metric >= 0
-        dom = np.where(known, self.devices.domain[np.maximum(self.device, 0)], -1)
+        dom = np.where(known, np.append(self.devices.domain, -1)[np.where(known, self.device, -1)], -1)
         rank = np.zeros(n, np.int64)
         good = np.flatnonzero(self.reason == 0)
         if len(good):
