@@ -24,8 +24,8 @@ from quality.metrics import METRICS
 from quality.reasons import check, check_flag
 
 # The frame the row-level suites validate (built by quality.validate.frame).
-FRAME_COLUMNS = ("device_id", "domain", "metric", "ts", "value", "unit", "src_flag", "subject",
-                 "received_at", "latest_ts", "install_ts", "lat", "lon", "series_pos", "prev_value", "prev_run")
+FRAME_COLUMNS = ("device_id", "metric", "ts", "value", "src_flag", "subject", "latest_ts", "install_ts", "lat", "lon",
+                 "series_pos", "prev_value", "prev_run")
 KEY_COLUMNS = ("device_id", "metric", "ts")
 # Source flags that mean "valid" (anything else is quarantined as source_flagged).
 OK_FLAGS = ("0", "00", "ok", "OK", "normal", "valid", "정상")
@@ -57,7 +57,9 @@ def _sev(action: str) -> str:
 
 
 def _add(suite: list, expectation: gxe.Expectation, action: str, **meta: str) -> None:
-    expectation.meta = _meta(action, **meta)
+    # "order": GX returns results grouped by column, not in suite order; a row's first reason
+    # is the first failing expectation in the order written here (quality.validate._apply)
+    expectation.meta = {**_meta(action, **meta), "order": len(suite)}
     expectation.severity = _sev(action)
     suite.append(expectation)
 

@@ -122,7 +122,8 @@ def _compact(result_json: dict) -> dict:
 # ---- row level -------------------------------------------------------------------------------
 def frame(candidates: pa.Table, src_flag: pa.Array | pa.ChunkedArray, registry: pa.Table, received_at: datetime,
           limits: Limits, context: pa.Table | None = None) -> Any:
-    """The pandas frame the readings suites validate (columns: suites.FRAME_COLUMNS)."""
+    """The pandas frame the readings suites validate (columns: suites.FRAME_COLUMNS): only what
+    the expectations read, strings as categoricals (GX hashes and scans every column)."""
     import pandas as pd
 
     idx = pc.index_in(candidates["device_id"], value_set=_registry_ids(registry))
@@ -138,18 +139,21 @@ def frame(candidates: pa.Table, src_flag: pa.Array | pa.ChunkedArray, registry: 
     n = candidates.num_rows
     cat = lambda name: pc.dictionary_encode(candidates[name])  # noqa: E731 - arrow dictionaries -> categoricals
     table = pa.table({
-        "device_id": cat("device_id"), "domain": cat("domain"), "metric": cat("metric"),
-        "ts": candidates["ts"], "value": candidates["value"], "unit": cat("unit"),
-        "src_flag": src_flag, "subject": candidates["subject"],
-        "received_at": pa.repeat(pa.scalar(received_at, pa.timestamp("us", tz="UTC")), n),
+        "device_id": cat("device_id"), "metric": cat("metric"), "ts": candidates["ts"], "value": candidates["value"],
+        "src_flag": pc.dictionary_encode(src_flag), "subject": cat("subject"),
         "latest_ts": pa.repeat(latest, n), "install_ts": install_ts, "lat": take("lat"), "lon": take("lon"),
-        "series_pos": series_positions(*(c.combine_chunks().indices.to_numpy() if isinstance(c, pa.ChunkedArray)
-                                         else c.indices.to_numpy() for c in (cat("device_id"), cat("metric"))),
-                                       pc.cast(candidates["ts"], pa.int64()).to_numpy()),
+        "series_pos": series_positions(*(_codes(cat(c)) for c in ("device_id", "metric")),
+                                       pc.fill_null(pc.cast(candidates["ts"], pa.int64()), 0).to_numpy()),
         **dict(zip(("prev_value", "prev_run"), _context_columns(candidates, context))),
     })
     assert tuple(table.column_names) == FRAME_COLUMNS
     return table.to_pandas(types_mapper={pa.string(): pd.StringDtype("python", na_value=np.nan)}.get)
+
+
+def _codes(col: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """Dictionary indices as int64, -1 for null (a null key is the schema checks' to report)."""
+    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    return pc.fill_null(arr.indices, -1).to_numpy().astype(np.int64)
 
 
 def _context_columns(candidates: pa.Table, context: pa.Table | None) -> tuple[pa.Array, pa.Array]:
@@ -189,7 +193,8 @@ def validate_readings(candidates: pa.Table, src_flag: pa.Array | pa.ChunkedArray
 
 def _apply(result: Any, suite_name: str, at: np.ndarray, out: RowOutcome) -> None:
     """Turn each expectation's unexpected rows into reasons/flags; collect checks and failures."""
-    for r in result.results:
+    ordered = sorted(result.results, key=lambda r: (r.expectation_config.meta or {}).get("order", 1 << 30))
+    for r in ordered:
         cfg = r.expectation_config.to_json_dict()
         meta = cfg.get("meta") or {}
         action, res = meta.get("action", "fail"), r.result or {}
