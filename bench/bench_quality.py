@@ -185,18 +185,18 @@ dup AS (  -- keys (device, metric, ts, subject) held by more than one row
     SELECT device_id, metric, ts, subject FROM b GROUP BY ALL HAVING count(*) > 1
 )
 SELECT b.pos,
-       -- the first failing check in the order quality.validate._apply meets GX's results: GX groups a
-       -- suite's expectations by their `column` kwarg (table-, pair- and multicolumn ones first)
-       CASE WHEN b.ts > $latest THEN 'future_timestamp'
+       -- the first failing check in the suite's order (quality.suites; quality.validate._apply
+       -- applies GX's results in that order)
+       CASE WHEN b.value IS NULL THEN 'source_missing'
+            WHEN b.metric IS NOT NULL AND b.known_metric IS NULL THEN 'unknown_metric'
+            WHEN b.install_ts IS NULL THEN 'unknown_device'
+            WHEN b.ts > $latest THEN 'future_timestamp'
             WHEN b.ts < b.install_ts THEN 'before_install'
             WHEN NOT coalesce(b.lat BETWEEN $lat_min AND $lat_max AND b.lon BETWEEN $lon_min AND $lon_max, false)
                 THEN 'outside_goyang'
+            WHEN b.src_flag IS NOT NULL AND NOT list_contains($ok_flags, b.src_flag) THEN 'source_flagged'
             WHEN b.allowed IS NOT NULL AND NOT coalesce(list_contains(b.allowed, b.value), false) THEN 'bad_category'
             WHEN b.value < b.phys_lo OR b.value > b.phys_hi THEN 'out_of_physical_range'
-            WHEN b.value IS NULL THEN 'source_missing'
-            WHEN b.metric IS NOT NULL AND b.known_metric IS NULL THEN 'unknown_metric'
-            WHEN b.install_ts IS NULL THEN 'unknown_device'
-            WHEN b.src_flag IS NOT NULL AND NOT list_contains($ok_flags, b.src_flag) THEN 'source_flagged'
        END AS reason,
        nullif(concat_ws(';', CASE WHEN b.value < b.plaus_lo OR b.value > b.plaus_hi THEN 'implausible' END,
                              CASE WHEN f.stuck THEN 'stuck' END, CASE WHEN f.spike THEN 'spike' END,

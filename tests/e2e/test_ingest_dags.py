@@ -115,6 +115,18 @@ def test_faulty_day_reconciles_quarantines_and_emits_assets(city: City) -> None:
     extras = {name: extra for name, extra in rows if name.startswith("silver_")}
     assert {n.removeprefix("silver_") for n in extras} == DOMAINS
     assert all(city.day.isoformat() in e["dates"] for e in extras.values())
+    assert all({"flagged", "quarantined", "accepted"} <= set(e) for e in extras.values())
+
+    # the quality tables agree with the ledger, per day and source
+    from etl import airflow_local
+    from etl.storage import QUALITY_DAILY
+
+    dates = sorted({d for r in results.values() for d in r["dates"]})
+    airflow_local.run(airflow_local.load_dags()["quality_tables"], city.end, {"dates": dates})
+    daily = tables.read(lake(), QUALITY_DAILY).to_pylist()
+    assert sum(r["received"] for r in daily) == sum(r["received"] for r in results.values())
+    assert sum(r["quarantined"] for r in daily) == sum(r["quarantined"] for r in results.values())
+    assert sum(r["flagged"] for r in daily) == sum(r["flagged"] for r in results.values())
 
     # nothing personal in the clear: daycare rows carry pseudonyms, never the tag ids
     dc = silver.filter(pc.equal(silver["domain"], "daycare_safety"))
@@ -143,3 +155,14 @@ def test_lake_on_s3_compatible_server(s3_city: City) -> None:
     assert sorted(k for k in store.list("landing/") if k.endswith(".envelope.json")) == sorted(landed) or \
         len(_silver()) == len(silver)
     assert _silver().num_rows == silver.num_rows
+
+    # quality results, tables and Data Docs on S3 too
+    from etl import airflow_local
+    from quality import report
+
+    dates = sorted({d for r in results.values() for d in r["dates"]})
+    dr = airflow_local.run(airflow_local.load_dags()["quality_tables"], s3_city.end, {"dates": dates})
+    assert store.exists(airflow_local.task_result(dr, "data_docs")["index"])
+    assert any(k.endswith(".json") for k in store.list("quality/validations/"))
+    r = report.report(s3_city.day, s3_city.day)
+    assert sum(t["accepted"] for t in r["totals"]) > 0
