@@ -24,6 +24,7 @@ from airflow.plugins_manager import AirflowPlugin
 from etl.storage import DOCS, Store, lake
 
 URL_PREFIX = "/citylake"
+DOCS_CSP = "sandbox allow-scripts allow-popups allow-popups-to-escape-sandbox"
 TOTALS = ("received", "accepted", "flagged", "quarantined", "duplicates")
 
 # docs_url etc. are off: "/docs" is ours, and Swagger would be served without login.
@@ -175,7 +176,10 @@ def docs(path: str) -> Response:
     media = mimetypes.guess_type(key)[0] or "application/octet-stream"
     if media.startswith("text/") or media in ("application/javascript", "application/json"):
         media += "; charset=utf-8"
-    return Response(data, headers={"Content-Type": media, "X-Content-Type-Options": "nosniff"})
+    # Data Docs are rendered from gateway data: sandboxed (an opaque origin without Airflow's
+    # cookies or API), so nothing in a page can act as the logged-in user.
+    return Response(data, headers={"Content-Type": media, "X-Content-Type-Options": "nosniff",
+                                   "Content-Security-Policy": DOCS_CSP})
 
 
 class CitylakePlugin(AirflowPlugin):

@@ -193,6 +193,9 @@ def test_docs_serve_the_index_and_batch_pages(api: Any, lake: Any) -> None:
         r = client.get(path, headers=auth)
         assert r.status_code == 200 and "citylake data quality index" in r.text
         assert r.headers["content-type"] == "text/html; charset=utf-8"
+        # pages rendered from gateway data run sandboxed: no Airflow cookies or API from them
+        assert r.headers["content-security-policy"].startswith("sandbox")
+        assert "allow-same-origin" not in r.headers["content-security-policy"]
     r = client.get(f"/citylake/docs/validations/source={SOURCE}/date={DAY}/{BATCH}.html", headers=auth)
     assert r.status_code == 200 and "completeness 70% below 80%" in r.text
     assert client.get("/citylake/docs/validations/nope.html", headers=auth).status_code == 404
