@@ -16,7 +16,7 @@ DOC = """
 
 Hourly ingest batches leave many small Parquet files. Every night (02:30 KST) this DAG
 1. **compact**s the previous KST day's silver partitions, one mapped task per domain, and
-   the quarantine partition, into files of about 128 MB (one atomic Delta commit each;
+   the quarantine and quality-check partitions, into files of about 128 MB (one atomic Delta commit each;
    readers and concurrent appends are unaffected);
 2. **checkpoint_and_vacuum** writes Delta log checkpoints and deletes files that no table
    version of the last 7 days references (time travel stays possible for a week).

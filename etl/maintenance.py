@@ -10,7 +10,7 @@ import logging
 from typing import Any
 
 from etl import tables
-from etl.storage import BATCHES, QUARANTINE, SILVER, Store, lake
+from etl.storage import BATCHES, CHECKS, DEVICE_HEALTH, QUALITY_DAILY, QUARANTINE, SILVER, Store, lake
 
 log = logging.getLogger(__name__)
 
@@ -19,7 +19,7 @@ RETENTION_HOURS = 7 * 24   # time travel kept for a week (releases pin the versi
 
 
 def compact(day: str, domains: list[str] | None = None, store: Store | None = None) -> dict[str, Any]:
-    """Compact one KST date of silver (per domain) and quarantine."""
+    """Compact one KST date of silver (per domain), quarantine and the quality checks."""
     store = store or lake()
     out: dict[str, Any] = {"date": day, "silver": {}, "quarantine": None}
     dt = tables.open_table(store, SILVER)
@@ -29,10 +29,12 @@ def compact(day: str, domains: list[str] | None = None, store: Store | None = No
                                           target_size=TARGET_FILE_BYTES, writer_properties=tables.writer_properties())
             out["silver"][domain] = {k: metrics.get(k) for k in ("numFilesAdded", "numFilesRemoved")}
             dt.update_incremental()
-    q = tables.open_table(store, QUARANTINE)
-    if q is not None:
-        m = q.optimize.compact(partition_filters=[("date", "=", day)], writer_properties=tables.writer_properties())
-        out["quarantine"] = {k: m.get(k) for k in ("numFilesAdded", "numFilesRemoved")}
+    for name in (QUARANTINE, CHECKS):  # one small file per batch each
+        q = tables.open_table(store, name)
+        if q is not None:
+            m = q.optimize.compact(partition_filters=[("date", "=", day)], writer_properties=tables.writer_properties())
+            out["quarantine" if name == QUARANTINE else "checks"] = {k: m.get(k) for k in ("numFilesAdded",
+                                                                                          "numFilesRemoved")}
     log.info("compacted %s: %s", day, out)
     return out
 
@@ -41,7 +43,7 @@ def checkpoint_and_vacuum(retention_hours: int = RETENTION_HOURS, store: Store |
     """Write a log checkpoint and delete unreferenced files older than the retention."""
     store = store or lake()
     removed: dict[str, int] = {}
-    for name in (SILVER, QUARANTINE, BATCHES):
+    for name in (SILVER, QUARANTINE, BATCHES, CHECKS, QUALITY_DAILY, DEVICE_HEALTH):
         dt = tables.open_table(store, name)
         if dt is None:
             continue
