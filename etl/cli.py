@@ -97,6 +97,83 @@ def cmd_batches(args: argparse.Namespace) -> int:
     return 1 if bad else 0
 
 
+def cmd_sql(args: argparse.Namespace) -> int:
+    """DuckDB over the lake: -c SQL, -f FILE, or an interactive prompt (statements end with ';')."""
+    from etl import duck
+
+    if args.db:
+        import duckdb
+
+        con = duckdb.connect(args.db, read_only=True, config={"autoinstall_known_extensions": False,
+                                                              "autoload_known_extensions": False})
+        duck.load_extension(con, "delta")
+        if duck.lake().is_s3:
+            duck.load_extension(con, "httpfs")
+            con.execute(duck.lake().duckdb_secret_sql()[0])
+    else:
+        con = duck.analyst_session()
+    if args.command or args.file:
+        text = args.command or open(args.file, encoding="utf-8").read()
+        for statement in _statements(text):
+            _show(con, statement, args.max_rows)
+        return 0
+    print("citylake sql — DuckDB over the lake. Views: " + ", ".join(
+        r[0] for r in con.sql("SELECT table_name FROM information_schema.tables ORDER BY 1").fetchall())
+          + ". End statements with ';'. .tables, .describe VIEW, .quit")
+    buffer = ""
+    while True:
+        try:
+            line = input("citylake> " if not buffer else "       ...> ")
+        except EOFError:
+            print()
+            return 0
+        stripped = line.strip()
+        if not buffer and stripped.startswith("."):
+            cmd, _, arg = stripped.partition(" ")
+            if cmd in (".quit", ".exit"):
+                return 0
+            sql = {".tables": "SELECT view_name AS name, comment FROM duckdb_views() WHERE NOT internal "
+                              "UNION ALL SELECT table_name, comment FROM duckdb_tables() ORDER BY 1",
+                   ".describe": "SELECT column_name, data_type, comment FROM duckdb_columns() "
+                                f"WHERE table_name = '{arg.strip().replace(chr(39), '')}' ORDER BY column_index"}.get(cmd)
+            if sql:
+                _show(con, sql, args.max_rows)
+            continue
+        buffer += line + "\n"
+        if stripped.endswith(";"):
+            for statement in _statements(buffer):
+                _show(con, statement, args.max_rows)
+            buffer = ""
+
+
+def _statements(text: str) -> list[str]:
+    return [s.strip() for s in text.split(";") if s.strip()]
+
+
+def _show(con: Any, sql: str, max_rows: int) -> None:
+    try:
+        rel = con.sql(sql)
+        if rel is not None:
+            rel.show(max_rows=max_rows)
+    except Exception as exc:  # noqa: BLE001 - a bad statement is reported, the session goes on
+        print(f"error: {exc}", file=sys.stderr)
+
+
+def cmd_duckdb_file(args: argparse.Namespace) -> int:
+    import os
+
+    from etl import duck
+
+    if os.path.exists(args.path):
+        if not args.force:
+            raise SystemExit(f"{args.path} exists (use --force to replace it)")
+        os.remove(args.path)
+    names = duck.write_database_file(args.path)
+    print(f"wrote {args.path}: {', '.join(names)} (views over the lake's Delta tables; open with "
+          f"`citylake sql --db {args.path}`)")
+    return 0
+
+
 def cmd_query(args: argparse.Namespace) -> int:
     from etl import duck
 
@@ -269,6 +346,19 @@ def main(argv: list[str] | None = None) -> int:
     qy.add_argument("sql")
     qy.add_argument("--max-rows", type=int, default=40)
     qy.set_defaults(func=cmd_query)
+
+    sq = sub.add_parser("sql", help="a DuckDB session over the lake: views silver, quarantine, batches, quality "
+                                    "tables and devices, every column commented")
+    sq.add_argument("-c", "--command", help="run these statements and exit")
+    sq.add_argument("-f", "--file", help="run the statements in this file and exit")
+    sq.add_argument("--db", help="open a .duckdb file written by `citylake duckdb-file` instead")
+    sq.add_argument("--max-rows", type=int, default=40)
+    sq.set_defaults(func=cmd_sql)
+
+    dfile = sub.add_parser("duckdb-file", help="write a .duckdb file with the lake's views (for DuckDB clients)")
+    dfile.add_argument("path")
+    dfile.add_argument("--force", action="store_true", help="replace an existing file")
+    dfile.set_defaults(func=cmd_duckdb_file)
 
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,

@@ -61,3 +61,47 @@ def connect(store: Store | None = None, threads: int = 2) -> Any:
             uri = store.table_uri(name).replace("'", "''")
             con.execute(f"CREATE VIEW {view} AS SELECT * FROM delta_scan('{uri}')")
     return con
+
+
+def analyst_session(store: Store | None = None, threads: int = 2) -> Any:
+    """:func:`connect` plus the ``devices`` registry table and a comment on every view and
+    column (etl.views). In memory: readers hold Delta snapshots, writers are never locked out."""
+    from etl import views
+    from etl.registry.load import load_registry
+
+    con = connect(store, threads)
+    con.register("_registry", load_registry())
+    con.execute("CREATE TABLE devices AS SELECT * FROM _registry")
+    con.unregister("_registry")
+    views.annotate(con)
+    return con
+
+
+def write_database_file(path: str, store: Store | None = None) -> list[str]:
+    """A ``.duckdb`` file with the lake's views (over the Delta tables where they are, local or
+    S3), the registry and the comments; returns the view and table names. The file holds no
+    data but the registry and no credentials: open it where the delta extension loads (and an
+    S3 secret exists, for an s3:// lake), e.g. ``citylake sql --db PATH``."""
+    import duckdb
+
+    from etl import tables, views
+    from etl.registry.load import load_registry
+
+    store = store or lake()
+    con = duckdb.connect(path, config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
+    try:
+        load_extension(con, "delta")
+        names = []
+        for name, view in VIEWS.items():
+            if tables.open_table(store, name) is not None:
+                uri = store.table_uri(name).replace("'", "''")
+                con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM delta_scan('{uri}')")
+                names.append(view)
+        con.register("_registry", load_registry())
+        con.execute("CREATE OR REPLACE TABLE devices AS SELECT * FROM _registry")
+        con.unregister("_registry")
+        views.annotate(con)
+        con.execute("CHECKPOINT")
+        return names + ["devices"]
+    finally:
+        con.close()

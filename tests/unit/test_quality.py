@@ -282,3 +282,30 @@ def test_series_context_reads_the_series_end_from_silver(lake_env: Path) -> None
     assert (ctx["pm10"]["prev_value"], ctx["pm10"]["prev_run"]) == (41.0, 3)
     assert (ctx["pm25"]["prev_value"], ctx["pm25"]["prev_run"]) == (10.0, 4)
     assert series_context(lake(), fresh, reg, exclude_batch=env.batch_id).num_rows == 0  # its own rows: none
+
+
+def test_analysts_get_commented_views_and_a_duckdb_file(lake_env: Path, tmp_path: Path) -> None:
+    import duckdb
+
+    from etl import cli, duck
+
+    _normalize(_land([_light(x, T0, power_w=50.0) for x in _lights()]))
+    con = duck.analyst_session()
+    for view in ("silver", "quarantine", "batches", "quality_checks"):
+        cols = con.sql(f"SELECT column_name, comment FROM duckdb_columns() WHERE table_name = '{view}'").fetchall()
+        if view in ("silver", "quarantine", "batches"):
+            assert all(c for _, c in cols), (view, [n for n, c in cols if not c])
+    assert con.sql("SELECT comment FROM duckdb_views() WHERE view_name = 'silver'").fetchone()[0]
+    assert con.sql("SELECT count(*) FROM devices").fetchone()[0] == len(__import__(
+        "etl.registry.load", fromlist=["x"]).load_registry())
+    n = con.sql("SELECT count(*) FROM silver").fetchone()[0]
+    path = str(tmp_path / "city.duckdb")
+    assert cli.main(["duckdb-file", path]) == 0
+    other = duckdb.connect(path, read_only=True)
+    duck.load_extension(other, "delta")
+    assert other.sql("SELECT count(*) FROM silver").fetchone()[0] == n
+    assert other.sql("SELECT comment FROM duckdb_views() WHERE view_name = 'batches'").fetchone()[0]
+    # a writer appends while the file's reader is open: the reader is not locked out
+    _normalize(_land([_light(x, T0 + timedelta(minutes=5), power_w=51.0) for x in _lights()], hour=0))
+    assert other.sql("SELECT count(*) FROM silver").fetchone()[0] > n
+    assert cli.main(["sql", "-c", "SELECT count(*) FROM quality_checks; SELECT 1"]) == 0
