@@ -80,11 +80,13 @@ def build(source: Source):  # noqa: ANN201 - returns an Airflow DAG
         def normalize(landed: dict, params: dict | None = None, data_interval_start: datetime | None = None,
                       data_interval_end: datetime | None = None, *, outlet_events=None, dag_run=None) -> dict:
             from etl import ingest as job
+            from etl.normalize import ReconciliationError
+            from quality.validate import QualityError
 
             start, _ = job.window(params, data_interval_start, data_interval_end)
             try:
                 summary = job.normalize_all(source.id, landed.get("envelope"), start)
-            except job.BatchRefused as exc:  # deterministic: retrying cannot help, a fix can
+            except (QualityError, ReconciliationError) as exc:  # deterministic: retrying cannot help, a fix can
                 from airflow.sdk.exceptions import AirflowFailException
 
                 raise AirflowFailException(str(exc)) from exc

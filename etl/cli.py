@@ -183,6 +183,8 @@ def cmd_query(args: argparse.Namespace) -> int:
 
 
 def cmd_quarantine(args: argparse.Namespace) -> int:
+    import pyarrow.compute as pc
+
     from etl import tables
     from etl.storage import QUARANTINE, lake
 
@@ -191,8 +193,6 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
     for col in ("source", "reason", "batch_id"):
         value = getattr(args, col, None)
         if value:
-            import pyarrow.compute as pc
-
             t = t.filter(pc.equal(t[col], value))
     if args.action == "replay":
         return _replay(args, t)

@@ -46,8 +46,6 @@ def connect(store: Store | None = None, threads: int = 2) -> Any:
     quality_daily, device_health) over the lake's Delta tables that exist."""
     import duckdb
 
-    from etl import tables
-
     store = store or lake()
     con = duckdb.connect(config={"threads": threads, "autoinstall_known_extensions": False,
                                  "autoload_known_extensions": False})
@@ -56,24 +54,39 @@ def connect(store: Store | None = None, threads: int = 2) -> Any:
         load_extension(con, "httpfs")
         sql, _ = store.duckdb_secret_sql()
         con.execute(sql)
+    _create_views(con, store)
+    return con
+
+
+def _create_views(con: Any, store: Store) -> list[str]:
+    """``CREATE OR REPLACE VIEW`` over each lake Delta table that exists; returns the view names."""
+    from etl import tables
+
+    names = []
     for name, view in VIEWS.items():
         if tables.open_table(store, name) is not None:
             uri = store.table_uri(name).replace("'", "''")
-            con.execute(f"CREATE VIEW {view} AS SELECT * FROM delta_scan('{uri}')")
-    return con
+            con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM delta_scan('{uri}')")
+            names.append(view)
+    return names
+
+
+def _add_registry_and_comments(con: Any) -> None:
+    """The ``devices`` table (the registry) and a comment on every view and column (etl.views)."""
+    from etl import views
+    from etl.registry.load import load_registry
+
+    con.register("_registry", load_registry())
+    con.execute("CREATE OR REPLACE TABLE devices AS SELECT * FROM _registry")
+    con.unregister("_registry")
+    views.annotate(con)
 
 
 def analyst_session(store: Store | None = None, threads: int = 2) -> Any:
     """:func:`connect` plus the ``devices`` registry table and a comment on every view and
-    column (etl.views). In memory: readers hold Delta snapshots, writers are never locked out."""
-    from etl import views
-    from etl.registry.load import load_registry
-
+    column. In memory: readers hold Delta snapshots, writers are never locked out."""
     con = connect(store, threads)
-    con.register("_registry", load_registry())
-    con.execute("CREATE TABLE devices AS SELECT * FROM _registry")
-    con.unregister("_registry")
-    views.annotate(con)
+    _add_registry_and_comments(con)
     return con
 
 
@@ -84,23 +97,11 @@ def write_database_file(path: str, store: Store | None = None) -> list[str]:
     S3 secret exists, for an s3:// lake), e.g. ``citylake sql --db PATH``."""
     import duckdb
 
-    from etl import tables, views
-    from etl.registry.load import load_registry
-
-    store = store or lake()
     con = duckdb.connect(path, config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
     try:
         load_extension(con, "delta")
-        names = []
-        for name, view in VIEWS.items():
-            if tables.open_table(store, name) is not None:
-                uri = store.table_uri(name).replace("'", "''")
-                con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM delta_scan('{uri}')")
-                names.append(view)
-        con.register("_registry", load_registry())
-        con.execute("CREATE OR REPLACE TABLE devices AS SELECT * FROM _registry")
-        con.unregister("_registry")
-        views.annotate(con)
+        names = _create_views(con, store or lake())
+        _add_registry_and_comments(con)
         con.execute("CHECKPOINT")
         return names + ["devices"]
     finally:

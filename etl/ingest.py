@@ -18,17 +18,6 @@ from etl.timeutil import parse_iso, utc
 
 log = logging.getLogger(__name__)
 
-def __getattr__(name: str) -> Any:
-    """``BatchRefused``: the errors that refuse a batch (quality error, failed reconciliation),
-    imported lazily so the DAG files stay light."""
-    if name == "BatchRefused":
-        from etl.normalize import ReconciliationError
-        from quality.validate import QualityError
-
-        return (QualityError, ReconciliationError)
-    raise AttributeError(name)
-
-
 LOOKBACK = timedelta(hours=1)   # pull sources re-read the previous hour to catch late readings
 MAX_CATCH_UP = timedelta(days=7)
 

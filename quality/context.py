@@ -56,8 +56,8 @@ def series_context(store: Store, fresh: pa.Table, registry: pa.Table, exclude_ba
         return CONTEXT.empty_table()
     lo, hi = (v.as_py() for v in pc.min_max(rows["ts"]).values())
     start = lo - lookback(rows, registry)
-    days = {kst_date(start + timedelta(days=i)).isoformat() for i in range((hi - start).days + 2)}
-    days = {d for d in days if d <= kst_date(hi).isoformat()}
+    first_day, last_day = kst_date(start), kst_date(hi)
+    days = {(first_day + timedelta(days=i)).isoformat() for i in range((last_day - first_day).days + 1)}
     first, last = (v.as_py() for v in pc.min_max(rows["device_id"]).values())
     ctx = tables.silver_slice(store, {(dom, d) for dom in pc.unique(rows["domain"]).to_pylist() for d in days},
                               start, hi, ["device_id", "metric", "ts", "value"], (first, last), exclude_batch)

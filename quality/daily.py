@@ -45,10 +45,11 @@ def _session(store: Store, dates: list[str]) -> Any:
     first = date.fromisoformat(min(dates))
     health = tables.open_table(store, DEVICE_HEALTH)
     if health is not None:
+        import pyarrow.dataset as ds
+
         prev = health.to_pyarrow_dataset().to_table(
             columns=["device_id", "last_seen", "date"],
-            filter=(pa.dataset.field("date") < first.isoformat())
-            & (pa.dataset.field("date") >= (first - timedelta(days=7)).isoformat()))
+            filter=(ds.field("date") < first.isoformat()) & (ds.field("date") >= (first - timedelta(days=7)).isoformat()))
     else:
         prev = pa.table({"device_id": pa.array([], pa.string()), "last_seen": pa.array([], pa.timestamp("us", "UTC")),
                          "date": pa.array([], pa.string())})
@@ -58,8 +59,6 @@ def _session(store: Store, dates: list[str]) -> Any:
 
 def rebuild(dates: list[str], store: Store | None = None) -> dict[str, Any]:
     """Rebuild both tables for ``dates`` (KST, 'YYYY-MM-DD'); returns row counts."""
-    import pyarrow.dataset  # noqa: F401 - pa.dataset above
-
     from etl import tables
 
     store = store or lake()

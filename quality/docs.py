@@ -67,10 +67,9 @@ def render_pending(store: Store, dates: list[str]) -> int:
     from etl.storage import VALIDATIONS
 
     done = 0
+    keys = [k for k in store.list(f"{VALIDATIONS}/") if k.endswith(".json")]
     for day in dates:
-        for key in store.list(f"{VALIDATIONS}/"):
-            if f"/date={day}/" not in key or not key.endswith(".json"):
-                continue
+        for key in (k for k in keys if f"/date={day}/" in k):
             source = key.split("/source=", 1)[1].split("/", 1)[0]
             doc = json.loads(store.get(key))
             suites = [r.get("suite_name") for r in doc.get("gx_results", [])]
@@ -133,6 +132,3 @@ def build_index(store: Store, limit: int = 2000) -> str:
     store.put(key, page.encode(), "text/html; charset=utf-8")
     return key
 
-
-def read_result(store: Store, key: str) -> dict[str, Any]:
-    return json.loads(store.get(key))

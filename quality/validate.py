@@ -58,10 +58,6 @@ class RowOutcome:
     failures: list[str] = field(default_factory=list)   # fail-level problems, readable
 
     @property
-    def quarantined(self) -> int:
-        return int(np.count_nonzero(self.reason != None))  # noqa: E711 - elementwise
-
-    @property
     def flagged(self) -> int:
         return int(np.count_nonzero((self.reason == None) & (self.flags != None)))  # noqa: E711
 
@@ -126,13 +122,8 @@ def validate_in_two_passes(suite: Any, df: Any) -> tuple[list[Any], dict]:
 
 def _target(cfg: dict) -> str:
     kw = cfg["kwargs"]
-    cols = kw.get("column") or ",".join(kw.get("column_list") or [c for c in (kw.get("column_A"), kw.get("column_B")) if c]) \
+    return kw.get("column") or ",".join(kw.get("column_list") or [c for c in (kw.get("column_A"), kw.get("column_B")) if c]) \
         or ("table" if "column_set" in kw else "")
-    cond = kw.get("row_condition")
-    if cond:
-        value = cond.get("parameter") if isinstance(cond, dict) else None
-        cols += f"[metric={value}]" if value is not None else f"[{cond}]"
-    return cols
 
 
 def _compact(result_json: dict) -> dict:
