@@ -32,10 +32,19 @@ from great_expectations.expectations.metrics.map_metric_provider.multicolumn_con
 )
 
 # ``series_pos`` is the row's position in (device, metric, ts) order, computed once per frame
-# (quality.validate.frame) so that each fault check does not sort the batch again.
+# (quality.profile, the series part) so that each fault check does not sort the batch again.
 # ``prev_value``/``prev_run``: the series' last value in silver before this batch and how many
 # readings in a row had it (quality.context), so runs and spikes continue across batches.
-READING_COLUMNS = ["device_id", "metric", "ts", "value", "series_pos", "prev_value", "prev_run"]
+# In the validated frame these columns carry a ``series_`` prefix (quality.profile: the series
+# part's columns are its own); the masks below read them by their plain names.
+_PLAIN = ("device_id", "metric", "ts", "value", "series_pos", "prev_value", "prev_run")
+READING_COLUMNS = ["series_device", "series_metric", "series_ts", "series_value", "series_pos", "prev_value",
+                   "prev_run"]
+_RENAME = dict(zip(READING_COLUMNS, _PLAIN))
+
+
+def _plain(df: pd.DataFrame) -> pd.DataFrame:
+    return df.rename(columns=_RENAME) if "series_device" in df else df
 
 
 def series_positions(device: np.ndarray, metric: np.ndarray, ts: np.ndarray) -> np.ndarray:
@@ -53,7 +62,7 @@ def _series_order(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     met = df["metric"].cat.codes.to_numpy() if hasattr(df["metric"], "cat") else pd.factorize(df["metric"])[0]
     if "series_pos" in df:
         order = np.empty(len(df), np.int64)
-        order[df["series_pos"].to_numpy()] = np.arange(len(df))
+        order[df["series_pos"].to_numpy(dtype=np.int64)] = np.arange(len(df))
     else:
         ts = df["ts"].to_numpy(dtype="datetime64[us]").astype(np.int64)
         order = np.lexsort((ts, met, dev))
@@ -185,7 +194,7 @@ class ReadingsNotStuck(MulticolumnMapMetricProvider):
 
     @multicolumn_condition_partial(engine=PandasExecutionEngine)
     def _pandas(cls, column_list: pd.DataFrame, min_runs: dict[str, int], **kwargs: object) -> pd.Series:
-        return _ok(column_list, stuck_mask(column_list, min_runs))
+        return _ok(column_list, stuck_mask(_plain(column_list), min_runs))
 
 
 class ReadingsNoSpike(MulticolumnMapMetricProvider):
@@ -195,7 +204,7 @@ class ReadingsNoSpike(MulticolumnMapMetricProvider):
 
     @multicolumn_condition_partial(engine=PandasExecutionEngine)
     def _pandas(cls, column_list: pd.DataFrame, max_steps: dict[str, float], **kwargs: object) -> pd.Series:
-        return _ok(column_list, spike_mask(column_list, max_steps))
+        return _ok(column_list, spike_mask(_plain(column_list), max_steps))
 
 
 class Pm25NotAbovePm10(MulticolumnMapMetricProvider):
@@ -205,7 +214,7 @@ class Pm25NotAbovePm10(MulticolumnMapMetricProvider):
 
     @multicolumn_condition_partial(engine=PandasExecutionEngine)
     def _pandas(cls, column_list: pd.DataFrame, ratio: float, margin: float, **kwargs: object) -> pd.Series:
-        return _ok(column_list, pm_ratio_mask(column_list, ratio, margin))
+        return _ok(column_list, pm_ratio_mask(_plain(column_list), ratio, margin))
 
 
 class MetricValuesBetween(MulticolumnMapMetricProvider):

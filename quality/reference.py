@@ -38,18 +38,18 @@ def reasons_markdown() -> str:
 SECTIONS = {"metrics": metrics_markdown, "reasons": reasons_markdown}
 
 
-def render(text: str) -> str:
+def render(text: str, sections: dict | None = None) -> str:
     """``text`` with every ``<!-- NAME:start -->...<!-- NAME:end -->`` block regenerated."""
-    for name, fn in SECTIONS.items():
+    for name, fn in (SECTIONS if sections is None else sections).items():
         pattern = re.compile(rf"(<!-- {name}:start -->\n)(?:.*?\n)?(<!-- {name}:end -->)", re.S)
         text = pattern.sub(lambda m: m.group(1) + fn() + "\n" + m.group(2), text)
     return text
 
 
-def update(path: Path) -> bool:
+def update(path: Path, sections: dict | None = None) -> bool:
     """Regenerate the blocks in a file; True if it changed."""
     old = path.read_text(encoding="utf-8")
-    new = render(old)
+    new = render(old, sections)
     if new != old:
         path.write_text(new, encoding="utf-8")
     return new != old

@@ -18,15 +18,15 @@ from functools import lru_cache
 
 import great_expectations.expectations as gxe
 from great_expectations import ExpectationSuite
+from great_expectations.expectations.row_conditions import Column
 
 from quality import expectations as cx
+from quality import profile
 from quality.metrics import METRICS
 from quality.reasons import check, check_flag
 
-# The frame the row-level suites validate (built by quality.validate.frame).
-FRAME_COLUMNS = ("device_id", "metric", "ts", "value", "src_flag", "subject", "latest_ts", "install_ts", "lat", "lon",
-                 "series_pos", "prev_value", "prev_run")
-KEY_COLUMNS = ("device_id", "metric", "ts")
+# The frame the row-level suites validate: quality.profile (distinct profiles in parts).
+FRAME_COLUMNS = profile.FRAME_COLUMNS
 # Source flags that mean "valid" (anything else is quarantined as source_flagged).
 OK_FLAGS = ("0", "00", "ok", "OK", "normal", "valid", "정상")
 
@@ -43,8 +43,11 @@ class Limits:
     future_tolerance_s: float = 300     # readings up to this far after receipt are clock skew, not future
 
 
-def _meta(action: str, reason: str | None = None, flag: str | None = None, level: str = "row") -> dict:
+def _meta(action: str, reason: str | None = None, flag: str | None = None, level: str = "row",
+          part: str | None = None) -> dict:
     meta: dict = {"action": action, "level": level}
+    if part:
+        meta["part"] = part
     if reason:
         meta["reason"] = check(reason)
     if flag:
@@ -64,9 +67,19 @@ def _add(suite: list, expectation: gxe.Expectation, action: str, **meta: str) ->
     suite.append(expectation)
 
 
+def _part(name: str) -> dict:
+    return {"row_condition": Column("part") == name}
+
+
 @lru_cache(maxsize=None)
 def readings_suite(domain: str) -> ExpectationSuite:
-    """Schema, row-level and sensor-fault expectations for one domain's readings (built once)."""
+    """Schema, row-level and sensor-fault expectations for one domain's readings (built once).
+
+    Each row-level expectation judges one part of the profiled frame (quality.profile) and
+    names it in ``meta.part``: its failures are mapped back to the readings of that part. The
+    parts' columns are disjoint, so a check that skips missing values sees only its part; the
+    two not-null checks select theirs with a row condition.
+    """
     metrics = [m for m in METRICS if m.domain == domain]
     if not metrics:
         raise ValueError(f"unknown domain {domain!r}")
@@ -75,48 +88,52 @@ def readings_suite(domain: str) -> ExpectationSuite:
     _add(suite, gxe.ExpectTableColumnsToMatchSet(column_set=list(FRAME_COLUMNS), exact_match=True), "fail",
          level="schema")
     _add(suite, gxe.ExpectColumnValuesToBeOfType(column="value", type_="float64"), "fail", level="schema")
-    for col in KEY_COLUMNS:
-        _add(suite, gxe.ExpectColumnValuesToNotBeNull(column=col), "fail", level="schema")
-    _add(suite, gxe.ExpectCompoundColumnsToBeUnique(column_list=[*KEY_COLUMNS, "subject"], ignore_row_if="never"),
-         "fail", level="schema")
+    for col in ("null_keys", "duplicate_keys"):
+        _add(suite, gxe.ExpectColumnValuesToBeBetween(column=col, max_value=0), "fail", level="schema", part="keys")
     # row level
-    _add(suite, gxe.ExpectColumnValuesToNotBeNull(column="value"), "quarantine", reason="source_missing")
+    _add(suite, gxe.ExpectColumnValuesToNotBeNull(column="value", **_part("value")), "quarantine",
+         reason="source_missing", part="value")
     _add(suite, gxe.ExpectColumnValuesToBeInSet(column="metric", value_set=[m.metric for m in metrics]),
-         "quarantine", reason="unknown_metric")
-    _add(suite, gxe.ExpectColumnValuesToNotBeNull(column="install_ts"), "quarantine", reason="unknown_device")
+         "quarantine", reason="unknown_metric", part="value")
+    _add(suite, gxe.ExpectColumnValuesToNotBeNull(column="install_ts", **_part("device")), "quarantine",
+         reason="unknown_device", part="device")
     _add(suite, gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A="latest_ts", column_B="ts", or_equal=True,
                                                              ignore_row_if="either_value_is_missing"),
-         "quarantine", reason="future_timestamp")
-    _add(suite, gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A="ts", column_B="install_ts", or_equal=True,
+         "quarantine", reason="future_timestamp", part="time")
+    _add(suite, gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A="ts_day", column_B="install_ts", or_equal=True,
                                                              ignore_row_if="either_value_is_missing"),
-         "quarantine", reason="before_install")
-    _add(suite, cx.ExpectCoordinatesInGoyang(column_list=["lat", "lon"]), "quarantine", reason="outside_goyang")
+         "quarantine", reason="before_install", part="install")
+    _add(suite, cx.ExpectCoordinatesInGoyang(column_list=["lat", "lon"], ignore_row_if="all_values_are_missing"),
+         "quarantine",
+         reason="outside_goyang", part="device")
     _add(suite, gxe.ExpectColumnValuesToBeInSet(column="src_flag", value_set=list(OK_FLAGS)),
-         "quarantine", reason="source_flagged")
+         "quarantine", reason="source_flagged", part="value")
     sets = {m.metric: list(m.values) for m in metrics if m.values is not None}
     if sets:
-        _add(suite, cx.ExpectMetricValuesToBeInSet(column_list=["metric", "value"], value_sets=sets),
-             "quarantine", reason="bad_category")
+        _add(suite, cx.ExpectMetricValuesToBeInSet(column_list=["metric", "value"], value_sets=sets,
+                                                   ignore_row_if="all_values_are_missing"),
+             "quarantine", reason="bad_category", part="value")
     physical = {m.metric: list(m.physical) for m in metrics if m.values is None}
     if physical:
-        _add(suite, cx.ExpectMetricValuesToBeBetween(column_list=["metric", "value"], ranges=physical),
-             "quarantine", reason="out_of_physical_range")
+        _add(suite, cx.ExpectMetricValuesToBeBetween(column_list=["metric", "value"], ranges=physical,
+                                                     ignore_row_if="all_values_are_missing"),
+             "quarantine", reason="out_of_physical_range", part="value")
     plausible = {m.metric: list(m.plausible) for m in metrics if m.values is None and m.plausible != m.physical}
     if plausible:
-        _add(suite, cx.ExpectMetricValuesToBeBetween(column_list=["metric", "value"], ranges=plausible),
-             "flag", flag="implausible")
-    # sensor faults
+        _add(suite, cx.ExpectMetricValuesToBeBetween(column_list=["metric", "value"], ranges=plausible,
+                                                     ignore_row_if="all_values_are_missing"), "flag", flag="implausible", part="value")
+    # sensor faults (whole series)
     stuck = {m.metric: m.stuck_run for m in metrics if m.stuck_run}
     if stuck:
-        _add(suite, cx.ExpectReadingsToNotBeStuck(column_list=list(cx.READING_COLUMNS), min_runs=stuck),
-             "flag", flag="stuck")
+        _add(suite, cx.ExpectReadingsToNotBeStuck(column_list=list(cx.READING_COLUMNS), min_runs=stuck,
+                                                  ignore_row_if="all_values_are_missing"), "flag", flag="stuck", part="series")
     steps = {m.metric: float(m.max_step) for m in metrics if m.max_step is not None}
     if steps:
-        _add(suite, cx.ExpectReadingsToNotSpike(column_list=list(cx.READING_COLUMNS), max_steps=steps),
-             "flag", flag="spike")
+        _add(suite, cx.ExpectReadingsToNotSpike(column_list=list(cx.READING_COLUMNS), max_steps=steps,
+                                                ignore_row_if="all_values_are_missing"), "flag", flag="spike", part="series")
     if {"pm10", "pm25"} <= {m.metric for m in metrics}:
-        _add(suite, cx.ExpectPm25ToNotExceedPm10(column_list=list(cx.READING_COLUMNS), ratio=1.0, margin=5.0),
-             "flag", flag="pm25_above_pm10")
+        _add(suite, cx.ExpectPm25ToNotExceedPm10(column_list=list(cx.READING_COLUMNS), ratio=1.0, margin=5.0,
+                                                 ignore_row_if="all_values_are_missing"), "flag", flag="pm25_above_pm10", part="series")
     return ExpectationSuite(name=f"citylake.{domain}", expectations=suite)
 
 

@@ -1,8 +1,9 @@
 """Run the GX suites on a batch's candidate readings and split the batch by the results.
 
-``validate_readings`` builds one pandas frame per domain (only the columns the suites need,
-device and metric as categoricals), runs that domain's suite through an ephemeral GX context
-and turns each expectation's unexpected rows into a quarantine reason or a quality flag.
+``validate_readings`` profiles each domain's rows (quality.profile: distinct value, device
+and time profiles, full rows only for the series checks), runs that domain's suite through an
+ephemeral GX context and maps each expectation's unexpected profiles back to the readings as a
+quarantine reason or a quality flag.
 ``validate_batch`` runs the batch-level suite on one summary row. Both return the GX result
 as JSON for the lake and a compact list of :class:`Check` rows for the ``quality_checks`` table.
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
@@ -18,8 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from quality.expectations import series_positions
-from quality.suites import FRAME_COLUMNS, Limits
+from quality.suites import Limits
 
 log = logging.getLogger(__name__)
 
@@ -82,11 +82,44 @@ def _batch_definition() -> Any:
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
+    _memoize_expectation_configuration()
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)  # no tqdm bars in task logs
     source = context.data_sources.add_pandas("citylake")
     asset = source.add_dataframe_asset("batch")
     return asset.add_batch_definition_whole_dataframe("whole")
+
+
+_CONFIGS: dict[int, tuple[Any, Any]] = {}
+
+
+def _memoize_expectation_configuration() -> None:
+    """GX 1.24 rebuilds ``Expectation.configuration`` from the pydantic fields on every access,
+    thousands of times per validation (a third of a small batch's validation time). Cache it
+    per instance until one of its fields is set; the cache holds at most a few thousand entries."""
+    from great_expectations.expectations.expectation import Expectation
+
+    if getattr(Expectation, "_citylake_memo", False):
+        return
+    build, set_field = Expectation.configuration.fget, Expectation.__setattr__
+
+    def configuration(self: Any) -> Any:
+        hit = _CONFIGS.get(id(self))
+        if hit is not None and hit[0] is self:
+            return hit[1]
+        if len(_CONFIGS) > 4096:
+            _CONFIGS.clear()
+        config = build(self)
+        _CONFIGS[id(self)] = (self, config)
+        return config
+
+    def setattr_(self: Any, name: str, value: Any) -> None:
+        _CONFIGS.pop(id(self), None)
+        set_field(self, name, value)
+
+    Expectation.configuration = property(configuration)
+    Expectation.__setattr__ = setattr_
+    Expectation._citylake_memo = True
 
 
 def run_suite(suite: Any, df: Any, result_format: str = "COMPLETE") -> Any:
@@ -136,58 +169,12 @@ def _compact(result_json: dict) -> dict:
 
 
 # ---- row level -------------------------------------------------------------------------------
-def frame(candidates: pa.Table, src_flag: pa.Array | pa.ChunkedArray, registry: pa.Table, received_at: datetime,
-          limits: Limits, context: pa.Table | None = None) -> Any:
-    """The pandas frame the readings suites validate (columns: suites.FRAME_COLUMNS): only what
-    the expectations read, strings as categoricals (GX hashes and scans every column)."""
-    import pandas as pd
-
-    idx = pc.index_in(candidates["device_id"], value_set=_registry_ids(registry))
-    reg = registry.select(["install_date", "lat", "lon"])
-    take = lambda name: pc.take(reg[name], idx)  # noqa: E731 - nulls where the device is unknown
-    # install dates are KST calendar days: the device counts as installed from midnight KST
-    from etl.timeutil import KST
-
-    offset = int(datetime(2000, 1, 1, tzinfo=KST).utcoffset().total_seconds() * 1_000_000)
-    days = pc.cast(take("install_date"), pa.int32()).cast(pa.int64())
-    install_ts = pc.cast(pc.subtract(pc.multiply(days, 86_400_000_000), offset), pa.timestamp("us", tz="UTC"))
-    latest = pa.scalar(received_at + timedelta(seconds=limits.future_tolerance_s), pa.timestamp("us", tz="UTC"))
-    n = candidates.num_rows
-    cat = lambda name: pc.dictionary_encode(candidates[name])  # noqa: E731 - arrow dictionaries -> categoricals
-    table = pa.table({
-        "device_id": cat("device_id"), "metric": cat("metric"), "ts": candidates["ts"], "value": candidates["value"],
-        "src_flag": pc.dictionary_encode(src_flag), "subject": cat("subject"),
-        "latest_ts": pa.repeat(latest, n), "install_ts": install_ts, "lat": take("lat"), "lon": take("lon"),
-        "series_pos": series_positions(*(_codes(cat(c)) for c in ("device_id", "metric")),
-                                       pc.fill_null(pc.cast(candidates["ts"], pa.int64()), 0).to_numpy()),
-        **dict(zip(("prev_value", "prev_run"), _context_columns(candidates, context))),
-    })
-    assert tuple(table.column_names) == FRAME_COLUMNS
-    return table.to_pandas(types_mapper={pa.string(): pd.StringDtype("python", na_value=np.nan)}.get)
-
-
-def _codes(col: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    """Dictionary indices as int64, -1 for null (a null key is the schema checks' to report)."""
-    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
-    return pc.fill_null(arr.indices, -1).to_numpy().astype(np.int64)
-
-
-def _context_columns(candidates: pa.Table, context: pa.Table | None) -> tuple[pa.Array, pa.Array]:
-    from quality.context import CONTEXT, attach
-
-    value, run = attach(candidates, context if context is not None else CONTEXT.empty_table())
-    return pa.array(value, pa.float64()), pa.array(run, pa.int64())
-
-
-def _registry_ids(registry: pa.Table) -> pa.Array:
-    return registry["device_id"].combine_chunks()
-
-
 def validate_readings(candidates: pa.Table, src_flag: pa.Array | pa.ChunkedArray, registry: pa.Table,
                       received_at: datetime, limits: Limits | None = None,
                       context: pa.Table | None = None) -> RowOutcome:
-    """Run each domain's suite over its rows of ``candidates`` (silver-shaped rows);
-    ``context`` (quality.context) carries each series' history in silver."""
+    """Run each domain's suite over its rows of ``candidates`` (silver-shaped rows), profiled
+    (quality.profile); ``context`` (quality.context) carries each series' history in silver."""
+    from quality.profile import profile
     from quality.suites import readings_suite
 
     limits = limits or limits_from_settings()
@@ -198,36 +185,45 @@ def validate_readings(candidates: pa.Table, src_flag: pa.Array | pa.ChunkedArray
     domains = candidates["domain"]
     for domain in sorted(pc.unique(domains).to_pylist()):
         at = np.flatnonzero(pc.equal(domains, domain).to_numpy(zero_copy_only=False))
-        rows = candidates.take(pa.array(at))
-        df = frame(rows, pc.take(src_flag, pa.array(at)), registry, received_at, limits, context)
+        take = pa.array(at)
+        prof = profile(candidates.take(take), pc.take(src_flag, take), registry, received_at,
+                       limits.future_tolerance_s, context)
         suite = readings_suite(domain)
-        results, doc = validate_in_two_passes(suite, df)
-        _apply(results, suite.name, at, out)
+        results, doc = validate_in_two_passes(suite, prof.frame)
+        _apply(results, suite.name, at, prof, out)
         out.results.append(_compact(doc))
     return out
 
 
-def _apply(results: list[Any], suite_name: str, at: np.ndarray, out: RowOutcome) -> None:
-    """Turn each expectation's unexpected rows into reasons/flags; collect checks and failures."""
+def _apply(results: list[Any], suite_name: str, at: np.ndarray, prof: Any, out: RowOutcome) -> None:
+    """Map each expectation's unexpected profiles back to readings: reasons/flags, checks, failures.
+    Counts in the checks are readings (GX's own counts, in its results, are profiles)."""
     ordered = sorted(results, key=lambda r: (r.expectation_config.meta or {}).get("order", 1 << 30))
     for r in ordered:
         cfg = r.expectation_config.to_json_dict()
         meta = cfg.get("meta") or {}
-        action, res = meta.get("action", "fail"), r.result or {}
-        bad = np.asarray(res.get("unexpected_index_list") or [], dtype=np.int64)
-        table_level = cfg["type"].startswith("expect_table_")   # (e.g. the column set): one table checked
-        evaluated = 1 if table_level else int(res.get("element_count", len(at)) or 0)
+        action, res, part = meta.get("action", "fail"), r.result or {}, meta.get("part")
+        table_level = not part      # the column set and type: the frame as a whole
         if r.exception_info and r.exception_info.get("raised_exception"):
             msg = r.exception_info.get("exception_message")
             out.failures.append(f"{suite_name}: {cfg['type']} on {_target(cfg)} could not run: {msg}")
             action = "fail"
         code = meta.get("reason") or meta.get("flag")
-        failed = (0 if r.success else 1) if table_level else int(res.get("unexpected_count") or len(bad))
+        if part == "keys":          # one row: the counts of readings with a null or shared key
+            evaluated, rows = len(at), np.zeros(0, np.int64)
+            failed = 0 if r.success else prof.keys[cfg["kwargs"]["column"]]
+        elif table_level:
+            evaluated, rows, failed = 1, np.zeros(0, np.int64), 0 if r.success else 1
+        else:
+            evaluated = prof.covered[part]
+            rows = prof.readings(part, res.get("unexpected_index_list") or []) if not r.success \
+                else np.zeros(0, np.int64)
+            failed = len(rows) if len(rows) or r.success else int(res.get("unexpected_count") or 1)
         out.checks.append(Check(suite_name, cfg["type"], _target(cfg), meta.get("level", "row"), action, code,
                                 evaluated, failed, bool(r.success)))
-        if r.success or not len(bad) and action in ("quarantine", "flag"):
+        if r.success:
             continue
-        rows = at[bad]
+        rows = at[rows]
         if action == "quarantine":
             fresh = rows[out.reason[rows] == None]  # noqa: E711 - the first reason wins
             out.reason[fresh] = code

@@ -309,3 +309,51 @@ def test_analysts_get_commented_views_and_a_duckdb_file(lake_env: Path, tmp_path
     _normalize(_land([_light(x, T0 + timedelta(minutes=5), power_w=51.0) for x in _lights()], hour=0))
     assert other.sql("SELECT count(*) FROM silver").fetchone()[0] > n
     assert cli.main(["sql", "-c", "SELECT count(*) FROM quality_checks; SELECT 1"]) == 0
+
+
+def test_profiles_map_failures_back_to_every_reading() -> None:
+    """GX sees distinct (metric, value, flag), device and (ts, install) profiles plus whole series
+    rows; a failing profile quarantines or flags every reading that has it, and only those."""
+    import numpy as np
+    import pyarrow as pa
+
+    from etl.registry.load import load_registry
+    from quality.profile import profile
+    from quality.validate import validate_readings
+
+    registry = load_registry("small")
+    light = registry.filter(pc.equal(registry["domain"], "streetlights"))["device_id"][0].as_py()
+    t0 = datetime(2026, 11, 24, 3, tzinfo=timezone.utc)
+    rows = [(light, "power", t0 + timedelta(minutes=5 * i), v) for i, v in enumerate([80.0, 80.0, 999.0, 80.0, 999.0])]
+    rows += [(light, "fault_code", t0 + timedelta(minutes=5 * i), 0.0) for i in range(5)]
+    rows += [("nope-1", "power", t0, 80.0), (light, "lamp_on", t0 + timedelta(days=2), 1.0)]
+    n = len(rows)
+    cand = pa.table({"device_id": [r[0] for r in rows], "domain": ["streetlights"] * n, "metric": [r[1] for r in rows],
+                     "ts": pa.array([r[2] for r in rows], pa.timestamp("us", tz="UTC")), "value": [r[3] for r in rows],
+                     "subject": pa.nulls(n, pa.string())})
+    flags = pa.array([None] * n, pa.string())
+    received = t0 + timedelta(hours=1)
+    prof = profile(cand, flags, registry, received, 300)
+    frame = prof.frame
+    assert (frame["part"] == "value").sum() == 4          # (power, 80), (power, 999), (fault_code, 0), (lamp_on, 1)
+    assert frame.loc[frame["part"] == "value", "rows"].sum() == n
+    assert (frame["part"] == "series").sum() == 0         # no stuck/spike rule for lights
+    assert int(frame.loc[frame["part"] == "keys", "duplicate_keys"].iloc[0]) == 0
+    out = validate_readings(cand, flags, registry, received)
+    assert list(np.flatnonzero(out.reason == "out_of_physical_range")) == [2, 4]
+    assert out.reason[10] == "unknown_device" and out.reason[11] == "future_timestamp"
+    assert sum(r is not None for r in out.reason) == 4
+    physical = next(c for c in out.checks if c.code == "out_of_physical_range")
+    assert (physical.evaluated, physical.failed) == (n, 2)   # counted in readings, not profiles
+
+
+def test_expectation_configuration_cache_follows_field_changes() -> None:
+    import great_expectations.expectations as gxe
+
+    from quality.validate import _memoize_expectation_configuration
+
+    _memoize_expectation_configuration()
+    e = gxe.ExpectColumnValuesToNotBeNull(column="a")
+    assert e.configuration is e.configuration and e.configuration.kwargs["column"] == "a"
+    e.column = "b"
+    assert e.configuration.kwargs["column"] == "b"
