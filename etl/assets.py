@@ -17,3 +17,9 @@ def quality_asset() -> Any:
     from airflow.sdk import Asset
 
     return Asset(name="quality_daily", uri="citylake://quality/daily", group="citylake-quality")
+
+
+def gold_asset(domain: str) -> Any:
+    from airflow.sdk import Asset
+
+    return Asset(name=f"gold_{domain}", uri=f"citylake://gold/{domain}", group="citylake-gold")

@@ -11,11 +11,13 @@ import os
 from pathlib import Path
 from typing import Any
 
+from etl.aggregate.runner import MODELS
 from etl.storage import BATCHES, CHECKS, DEVICE_HEALTH, QUALITY_DAILY, QUARANTINE, SILVER, Store, lake
 
 # Lake Delta tables and the view names analysts see them under.
 VIEWS = {SILVER: "silver", QUARANTINE: "quarantine", BATCHES: "batches", CHECKS: "quality_checks",
-         QUALITY_DAILY: "quality_daily", DEVICE_HEALTH: "device_health"}
+         QUALITY_DAILY: "quality_daily", DEVICE_HEALTH: "device_health",
+         **{m.table: m.name for m in MODELS}}   # gold tables: one view each, named after the model
 
 
 _PROCESS_DB: tuple[int, Any] | None = None

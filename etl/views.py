@@ -83,9 +83,12 @@ DOCS: dict[str, tuple[str, dict[str, str]]] = {
 
 def annotate(con: Any) -> None:
     """COMMENT ON every known view (or table) and column present in ``con``."""
+    from etl.aggregate.runner import MODELS, model_doc
+
     present = {r[0]: r[1] for r in con.sql(
         "SELECT table_name, table_type FROM information_schema.tables").fetchall()}
-    for name, (doc, columns) in DOCS.items():
+    gold = {m.name: model_doc(m.name) for m in MODELS}
+    for name, (doc, columns) in {**DOCS, **gold}.items():
         if name not in present:
             continue
         kind = "VIEW" if present[name] == "VIEW" else "TABLE"
