@@ -11,7 +11,8 @@ from airflow.sdk import AssetAny, Param, dag, task
 from etl.aggregate.runner import MODELS
 from etl.assets import gold_asset, silver_asset
 
-DOMAINS = sorted({m.domain for m in MODELS})
+SUMMARY = "summary"   # models over the other domains' gold tables, rebuilt after them
+DOMAINS = sorted({m.domain for m in MODELS} - {SUMMARY})
 
 DOC = """
 ### Gold tables (DuckDB SQL models)
@@ -25,7 +26,9 @@ Runs whenever an ingest DAG updates a silver asset, or by hand with `domains` an
    (`etl/aggregate/models/*.sql`) in DuckDB over silver and replaces exactly that date's
    partition of each gold Delta table in one commit: late data rebuilds its own dates and
    nothing else, and a re-run writes the same rows again. Each instance emits the
-   `gold_<domain>` asset with the date and the rows written.
+   `gold_<domain>` asset with the date and the rows written;
+3. **rebuild_summary**, mapped over every date rebuilt, then joins the domains' gold
+   tables of that date into `district_daily_summary` (emits `gold_summary`).
 
 Models, columns and conventions: `docs/AGGREGATES.md`; query them with `citylake sql`.
 """
@@ -56,22 +59,24 @@ def aggregate_gold() -> None:
         return partitions_to_rebuild(DOMAINS, params or {}, triggering_asset_events or {})
 
     plan = partitions()
-    for domain in DOMAINS:
-        _rebuild(domain).expand(day=_dates(domain)(plan))
+    rebuilt = [_rebuild(domain).expand(day=_dates(domain)(plan)) for domain in DOMAINS]
+    rebuilt >> _rebuild(SUMMARY, trigger_rule="none_failed").expand(day=_dates(SUMMARY)(plan))
 
 
 def _dates(domain: str):
     @task(task_id=f"dates_{domain}")
     def dates_of(plan: dict[str, list[str]]) -> list[str]:
+        if domain == SUMMARY:        # every date any domain rebuilds
+            return sorted({d for days in plan.values() for d in days})
         return plan.get(domain, [])
 
     return dates_of
 
 
-def _rebuild(domain: str):
+def _rebuild(domain: str, **kwargs):
     asset = gold_asset(domain)
 
-    @task(task_id=f"rebuild_{domain}", outlets=[asset], map_index_template="{{ day }}")
+    @task(task_id=f"rebuild_{domain}", outlets=[asset], map_index_template="{{ day }}", **kwargs)
     def rebuild(day: str, *, outlet_events=None) -> dict:
         from airflow.sdk import get_current_context
 

@@ -264,6 +264,22 @@ def cmd_quality(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_aggregate(args: argparse.Namespace) -> int:
+    from etl.aggregate import runner
+
+    if args.action == "models":
+        for m in runner.MODELS:
+            print(f"{m.name:<32}{m.domain:<16}{m.title_en}")
+        return 0
+    days = [d.isoformat() for d in _days(args)]
+    domains = args.domain or sorted({m.domain for m in runner.MODELS} - {"summary"}) + ["summary"]
+    for domain in domains:
+        dates = runner.with_followers(domain, days)
+        result = runner.rebuild(domain, dates)
+        print(f"{domain}: " + ", ".join(f"{t} {n}" for t, n in result["tables"].items()) + f" rows for {dates}")
+    return 0
+
+
 def _days(args: argparse.Namespace) -> list[date]:
     """The KST days of --from/--to (default: yesterday and today in KST)."""
     from datetime import timedelta
@@ -341,14 +357,21 @@ def main(argv: list[str] | None = None) -> int:
     ql.add_argument("--json", action="store_true")
     ql.set_defaults(func=cmd_quality)
 
+    ag = sub.add_parser("aggregate", help="gold tables: rebuild them for KST dates, or list the models")
+    ag.add_argument("action", choices=["rebuild", "models"])
+    ag.add_argument("--domain", action="append", help="only this domain (repeatable; default: all, then the summary)")
+    ag.add_argument("--from", dest="start", type=_day, help="first KST day (default: yesterday)")
+    ag.add_argument("--to", dest="end", type=_day, help="last KST day (default: today, or --from)")
+    ag.set_defaults(func=cmd_aggregate)
+
     qy = sub.add_parser("query", help="run SQL in DuckDB over the lake (views: silver, quarantine, batches, "
-                                      "quality_checks, quality_daily, device_health)")
+                                      "quality_checks, quality_daily, device_health, the gold tables)")
     qy.add_argument("sql")
     qy.add_argument("--max-rows", type=int, default=40)
     qy.set_defaults(func=cmd_query)
 
     sq = sub.add_parser("sql", help="a DuckDB session over the lake: views silver, quarantine, batches, quality "
-                                    "tables and devices, every column commented")
+                                    "and gold tables and devices, every column commented")
     sq.add_argument("-c", "--command", help="run these statements and exit")
     sq.add_argument("-f", "--file", help="run the statements in this file and exit")
     sq.add_argument("--db", help="open a .duckdb file written by `citylake duckdb-file` instead")

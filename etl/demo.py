@@ -103,11 +103,32 @@ def run(day: date = DEFAULT_DAY, fleet: str = "small", faults: str = "demo", fre
         # dag.test() does not trigger asset-scheduled DAGs: run the quality tables for the dates touched
         dates = sorted({d for r in results.values() for d in r["dates"]})
         airflow_local.run(dags["quality_tables"], end, {"dates": dates})
+        airflow_local.run(dags["aggregate_gold"], end, {"dates": dates})
     if broker is not None:
         broker.stop()
     elapsed = time.monotonic() - t0
     report(results, settings, elapsed)
     return results
+
+
+def _report_gold(store: Any) -> None:
+    from etl import duck, tables
+    from etl.aggregate.runner import MODELS
+
+    print("\ngold tables (rows):  " + ", ".join(
+        f"{m.name} {tables.read(store, m.table, columns=['date']).num_rows}" for m in MODELS
+        if tables.open_table(store, m.table) is not None))
+    con = duck.analyst_session(store)
+    try:
+        rows = con.execute("""
+            SELECT district_en, string_agg(coalesce(cai_grade_ko, '-'), ' ' ORDER BY hour) AS grades
+            FROM air_quality_district_hourly WHERE date = (SELECT max(date) FROM air_quality_district_hourly)
+            GROUP BY ALL ORDER BY 1""").fetchall()
+    finally:
+        con.close()
+    print("CAI grade per district per hour (KST 0-23):")
+    for district, grades in rows:
+        print(f"  {district:<14}{grades}")
 
 
 def report(results: dict[str, Any], settings: Any, elapsed: float) -> None:
@@ -129,6 +150,7 @@ def report(results: dict[str, Any], settings: Any, elapsed: float) -> None:
               (("received", 10), ("accepted", 10), ("flagged", 9), ("quarantined", 10), ("duplicates", 8))))
     reasons = tables.read(store, QUARANTINE, columns=["reason"]).group_by("reason").aggregate([("reason", "count")])
     print("  quarantine reasons: " + ", ".join(f"{r['reason']} {r['reason_count']}" for r in reasons.to_pylist()))
+    _report_gold(store)
     docs = settings.lake_uri.removeprefix("file://") + "/quality/docs/index.html"
     print(f"\nData Docs: {docs}")
     print(f"lake:    {settings.lake_uri}  (landing/, silver/, quarantine/, batches/, quality/ Delta tables)")

@@ -44,6 +44,12 @@ class Settings:
     quality_max_duplicate_rate: float
     quality_max_quarantine_rate: float
     quality_future_tolerance_s: float
+    # gold tables (etl.aggregate; the models read them as $gold_... parameters)
+    gold_bin_overflow_pct: float
+    gold_bin_collection_drop_pct: float
+    gold_daycare_min_count: int
+    gold_daycare_delay_days: int
+    gold_lights_grace_min: float
 
     def s3_credentials(self) -> dict[str, str]:
         """Access key, secret and endpoint for s3:// URIs.

@@ -8,7 +8,8 @@ from typing import Any, Iterable, Mapping
 def partitions_to_rebuild(domains: Iterable[str], params: Mapping[str, Any],
                           events: Mapping[Any, Iterable[Any]]) -> dict[str, list[str]]:
     """domain -> sorted KST dates: from the silver asset events' ``extra.dates`` (asset name
-    ``silver_<domain>``), plus the ``dates`` param for the ``domains`` param (default: all)."""
+    ``silver_<domain>``), plus the ``dates`` param for the ``domains`` param (default: all),
+    plus the days after them that read them as lookback (runner.with_followers)."""
     known = set(domains)
     out: dict[str, set[str]] = {}
     for asset, asset_events in events.items():
@@ -24,4 +25,6 @@ def partitions_to_rebuild(domains: Iterable[str], params: Mapping[str, Any],
             if domain not in known:
                 raise ValueError(f"no gold models for domain {domain!r}")
             out.setdefault(domain, set()).update(hand)
-    return {d: sorted(v) for d, v in sorted(out.items()) if v}
+    from etl.aggregate.runner import with_followers
+
+    return {d: with_followers(d, sorted(v)) for d, v in sorted(out.items()) if v}

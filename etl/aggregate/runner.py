@@ -15,6 +15,7 @@ and hour of ``period_start``; daily rows are KST days.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass
@@ -51,8 +52,34 @@ MODELS: tuple[Model, ...] = (
           "구별 시간 대기질 (통합대기환경지수, 미국 AQI)"),
     Model("air_quality_station_daily", "air_quality", 1, "Air quality per station and day", "측정소별 일 대기질"),
     Model("air_quality_district_daily", "air_quality", 1, "Air quality per district and day", "구별 일 대기질"),
+    Model("weather_station_hourly", "weather", 0, "Weather per station and hour", "관측소별 시간 기상"),
+    Model("weather_station_daily", "weather", 0, "Weather per station and day", "관측소별 일 기상"),
+    Model("water_quality_hourly", "water_quality", 0, "Water quality per probe and hour, against the limits",
+          "측정기별 시간 수질"),
+    Model("water_quality_exceedances", "water_quality", 0, "Water-quality limit exceedance events",
+          "수질 기준 초과 사례"),
+    Model("waste_bins_hourly", "waste_bins", 1, "Smart-bin fill level per bin and hour", "쓰레기통별 시간 적재율"),
+    Model("waste_bins_collections", "waste_bins", 1, "Detected bin collections (emptying events)",
+          "수거 감지 사례"),
+    Model("waste_bins_daily", "waste_bins", 1, "Smart bins per bin and day: overflow hours, collections",
+          "쓰레기통별 일 요약"),
+    Model("waste_bins_to_empty", "waste_bins", 1, "Bins to empty next, ranked per district", "구별 수거 우선순위"),
+    Model("parking_lot_hourly", "parking", 1, "Parking occupancy per lot and hour", "주차장별 시간 점유율"),
+    Model("parking_lot_availability", "parking", 1, "Latest availability per parking lot", "주차장별 최신 가용 면수"),
+    Model("streetlight_outages", "streetlights", 0, "Streetlight outage events (should be on, is off or faulted)",
+          "보안등 고장·소등 사례"),
+    Model("streetlights_daily", "streetlights", 0, "Streetlights per light and day: uptime, energy",
+          "보안등별 일 가동률·전력량"),
+    Model("streetlights_district_daily", "streetlights", 0, "Streetlights per district and day: energy, outages",
+          "구별 보안등 전력량·고장"),
+    Model("daycare_daily", "daycare_safety", 0, "Daycare arrivals and departures per facility and day, small counts "
+          "suppressed", "어린이집별 일 등·하원 수 (소수 값 비공개)"),
+    Model("district_daily_summary", "summary", 0, "Every domain per district and day", "구별 일 종합 요약"),
 )
 DOMAIN_OF = {m.name: m.domain for m in MODELS}
+# Quarantine reasons meaning the source itself said "no valid value" (completeness counts them
+# as missing_source; every other reason is missing_quarantined). Models use source_marked(reason).
+SOURCE_MARKED = ("source_missing", "source_flagged", "sentinel", "instrument_status")
 
 
 def models_for(domain: str) -> list[Model]:
@@ -74,10 +101,49 @@ def session(store: Store) -> Any:
     for name, view in duck.VIEWS.items():   # an empty lake: empty tables with the right columns
         if view not in present and name in tables.SCHEMAS:
             con.register(view, tables.SCHEMAS[name].empty_table())
-    for m in MODELS:                      # the models' own output, not the lake's copy, is read below
-        con.execute(f"DROP VIEW IF EXISTS {m.name}")
     indices.register(con)
+    reasons = ", ".join(f"'{r}'" for r in SOURCE_MARKED)
+    con.execute(f"CREATE OR REPLACE MACRO source_marked(reason) AS reason IN ({reasons})")
+    limits = _water_limits()
+    con.register("water_limits", limits)
     return con
+
+
+def _water_limits() -> pa.Table:
+    """The water-quality limits (etl/config/water_limits.yaml) as a table."""
+    import yaml
+
+    text = resources.files("etl.config").joinpath("water_limits.yaml").read_text(encoding="utf-8")
+    rows = yaml.safe_load(text)["limits"]
+    schema = pa.schema([("metric", pa.string()), ("min_value", pa.float64()), ("max_value", pa.float64()),
+                        ("name_en", pa.string()), ("name_ko", pa.string()), ("basis", pa.string())])
+    return pa.Table.from_pylist([{k: r.get(k) for k in schema.names} for r in rows], schema=schema)
+
+
+def parameters(dates: list[str], model: Model) -> dict[str, Any]:
+    """What a model may name: $dates, $read_dates and every gold_* setting."""
+    from etl.settings import get_settings
+
+    s = get_settings()
+    gold = {f.name: getattr(s, f.name) for f in dataclasses.fields(s) if f.name.startswith("gold_")}
+    return {"dates": dates, "read_dates": read_dates(dates, model.lookback_days), **gold}
+
+
+def with_followers(domain: str, dates: list[str], store: Store | None = None) -> list[str]:
+    """``dates`` plus the days after them whose models read them as lookback (the 24-hour PM
+    concentration, a bin's reading before midnight), where silver has data for those days:
+    late data for D changes D + 1's rows too, and nothing else."""
+    from etl import tables
+    from etl.storage import SILVER
+
+    lookback = max([m.lookback_days for m in models_for(domain)] + [0])
+    days = {date.fromisoformat(d) for d in dates}
+    candidates = {(d + timedelta(days=i)).isoformat() for d in days for i in range(1, lookback + 1)} - set(dates)
+    if not candidates:
+        return sorted(set(dates))
+    silver = tables.open_table(store or lake(), SILVER)
+    present = set() if silver is None else {p["date"] for p in silver.partitions() if p.get("domain") == domain}
+    return sorted(set(dates) | (candidates & present))
 
 
 def read_dates(dates: list[str], lookback_days: int) -> list[str]:
@@ -104,10 +170,16 @@ def rebuild(domain: str, dates: list[str], store: Store | None = None, con: Any 
     own = con is None
     con = con or session(store)
     try:
+        if domain == "summary":
+            _ensure_inputs(con, domain)
         for m in models:
             t0 = time.perf_counter()
-            params = {"dates": dates, "read_dates": read_dates(dates, m.lookback_days)}
-            whole = con.execute(model_sql(m.name), _used(m.name, params)).to_arrow_table()
+            if m.domain == "streetlights":    # sunrise/sunset in Goyang for the days read
+                from etl.aggregate.sun import sun_times
+
+                con.register("sun", sun_times(read_dates(dates, m.lookback_days)))
+            con.execute(f"DROP VIEW IF EXISTS {m.name}")    # its fresh output, not the lake's copy, is read later
+            whole = con.execute(model_sql(m.name), _used(m.name, parameters(dates, m))).to_arrow_table()
             con.register(m.name, whole)       # for the later models of the domain
             out = whole.filter(pc.is_in(whole["date"], value_set=pa.array(dates)))
             tables.replace_partitions(store, m.table, _plain(out), "date", dates,
@@ -121,6 +193,21 @@ def rebuild(domain: str, dates: list[str], store: Store | None = None, con: Any 
     return result
 
 
+def _ensure_inputs(con: Any, domain: str) -> None:
+    """Other domains' gold tables a model may read (the summary) exist in the session: a table
+    not in the lake yet becomes an empty one, with the columns its model gives on no dates."""
+    present = {r[0] for r in con.sql("SELECT table_name FROM information_schema.tables").fetchall()}
+    epoch = ["1970-01-01"]    # a day before any device: the model's columns, typed, and no rows
+    for m in MODELS:
+        if m.domain != domain and m.name not in present:
+            if m.domain == "streetlights":
+                from etl.aggregate.sun import sun_times
+
+                con.register("sun", sun_times(epoch))
+            empty = con.execute(model_sql(m.name), _used(m.name, parameters(epoch, m))).to_arrow_table().slice(0, 0)
+            con.register(m.name, empty)
+
+
 def _used(name: str, params: dict[str, Any]) -> dict[str, Any]:
     """Only the parameters the model's SQL body names (DuckDB rejects unused ones)."""
     text = "\n".join(line for line in model_sql(name).splitlines() if not line.lstrip().startswith("--"))
@@ -128,11 +215,12 @@ def _used(name: str, params: dict[str, Any]) -> dict[str, Any]:
 
 
 def _plain(table: pa.Table) -> pa.Table:
-    """Delta has no unsigned or 'hugeint' types: cast DuckDB's to plain int64 / double."""
+    """Delta has no unsigned or 'hugeint' types: DuckDB's unsigned ints and whole-number
+    decimals (sums of integers) become int64, other decimals double."""
     fields = []
     for f in table.schema:
         t = f.type
-        if pa.types.is_unsigned_integer(t):
+        if pa.types.is_unsigned_integer(t) or (pa.types.is_decimal(t) and t.scale == 0):
             t = pa.int64()
         elif pa.types.is_decimal(t):
             t = pa.float64()
@@ -143,7 +231,7 @@ def _plain(table: pa.Table) -> pa.Table:
 def model_doc(name: str) -> tuple[str, dict[str, str]]:
     """(description, {column: description}) from the model file's header comments: the
     description is the comment text before the first ``Parameters:``/``@column`` line."""
-    text, columns = [], {}
+    text, columns, described = [], {}, True
     for line in model_sql(name).splitlines():
         if not line.startswith("--"):
             break
@@ -151,7 +239,10 @@ def model_doc(name: str) -> tuple[str, dict[str, str]]:
         if body.startswith("@column "):
             column, _, doc = body[len("@column "):].partition(":")
             columns[column.strip()] = doc.strip()
-        elif not columns and not body.startswith("Parameters:") and not any(t.startswith("Parameters:") for t in text):
+            described = False
+        elif body.startswith("Parameters:"):
+            described = False
+        elif described:
             text.append(body)
     description = " ".join(text)
     if description.startswith(name + ":"):

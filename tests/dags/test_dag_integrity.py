@@ -91,3 +91,33 @@ def test_quality_tables_dag_runs_on_every_silver_asset(dagbag: Any) -> None:
     assert assets == {f"silver_{d}" for d in DOMAINS}
     assert {a.name for a in dag.get_task("rebuild").outlets} == {"quality_daily"}
     assert dag.max_active_runs == 1
+
+
+def test_aggregate_dag_runs_on_silver_and_fans_out_per_domain_and_date(dagbag: Any) -> None:
+    from etl.aggregate.runner import MODELS
+
+    dag = dagbag.dags["aggregate_gold"]
+    domains = {m.domain for m in MODELS} - {"summary"}
+    assert {a.name for a in dag.timetable.asset_condition.objects} == {f"silver_{d}" for d in domains}
+    for d in domains | {"summary"}:
+        task = dag.get_task(f"rebuild_{d}")
+        assert {a.name for a in task.outlets} == {f"gold_{d}"}
+        assert task.__class__.__name__.endswith("MappedOperator")   # one task instance per date
+    assert {t.owner for t in dag.tasks} == {"citylake-data-eng"} and "gold" in dag.tags and dag.doc_md
+
+
+def test_partitions_come_from_the_silver_events_or_the_params() -> None:
+    from types import SimpleNamespace as NS
+
+    from etl.aggregate.plan import partitions_to_rebuild
+
+    from etl.assets import quality_asset, silver_asset
+
+    events = {silver_asset("air_quality"): [NS(extra={"dates": ["2026-11-24"]}), NS(extra={"dates": ["2026-11-23"]})],
+              silver_asset("parking"): [NS(extra={"dates": ["2026-11-24"]})], quality_asset(): [NS(extra={})]}
+    assert partitions_to_rebuild(["air_quality", "parking", "weather"], {}, events) == {
+        "air_quality": ["2026-11-23", "2026-11-24"], "parking": ["2026-11-24"]}
+    assert partitions_to_rebuild(["air_quality", "weather"], {"dates": ["2026-11-20"], "domains": ["weather"]}, {}) == {
+        "weather": ["2026-11-20"]}
+    with pytest.raises(ValueError):
+        partitions_to_rebuild(["weather"], {"dates": ["2026-11-20"], "domains": ["nope"]}, {})

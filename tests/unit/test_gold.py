@@ -147,14 +147,14 @@ def test_district_rows_and_daily_rows(lake_env: Path) -> None:
 
 def test_late_data_rebuilds_only_its_dates_and_rebuilds_are_idempotent(lake_env: Path) -> None:
     from etl import tables
-    from etl.aggregate.runner import MODELS, rebuild
+    from etl.aggregate.runner import MODELS, rebuild, with_followers
     from etl.registry.load import load_registry
     from etl.storage import lake
 
     st = _station(load_registry())
-    start = datetime(2026, 11, 22, 0, tzinfo=KST)
-    _write(_silver(_station_rows(st["device_id"], start, [30.0] * 72, [10.0] * 72)))
-    days = ["2026-11-23", "2026-11-24"]
+    start = datetime(2026, 11, 21, 0, tzinfo=KST)
+    _write(_silver(_station_rows(st["device_id"], start, [30.0] * 96, [10.0] * 96)))
+    days = ["2026-11-22", "2026-11-23", "2026-11-24"]
     rebuild("air_quality", days)
     table = next(m.table for m in MODELS if m.name == "air_quality_station_hourly")
     before = tables.read(lake(), table).sort_by([("date", "ascending"), ("period_start", "ascending"),
@@ -168,11 +168,59 @@ def test_late_data_rebuilds_only_its_dates_and_rebuilds_are_idempotent(lake_env:
     late = _silver([{"device_id": st["device_id"], "metric": "so2", "value": 0.004, "batch_id": "late",
                      "ts": datetime(2026, 11, 23, 5, 30, tzinfo=KST).astimezone(timezone.utc)}])
     _write(late)
+    # the late date, and the day after it (whose 24-hour PM reads it), are rebuilt; not the day before
+    assert with_followers("air_quality", ["2026-11-23"]) == ["2026-11-23", "2026-11-24"]
+    assert with_followers("air_quality", ["2026-11-24"]) == ["2026-11-24"]     # no silver for the 25th
     dt = tables.open_table(lake(), table)
-    files_24 = {a for a in dt.file_uris() if "date=2026-11-24" in a}
-    rebuild("air_quality", ["2026-11-23"])
+    files_22 = {a for a in dt.file_uris() if "date=2026-11-22" in a}
+    rebuild("air_quality", with_followers("air_quality", ["2026-11-23"]))
     dt = tables.open_table(lake(), table)
-    assert {a for a in dt.file_uris() if "date=2026-11-24" in a} == files_24   # untouched
-    assert "2026-11-24" not in dt.history(1)[0]["operationParameters"]["predicate"]
+    assert {a for a in dt.file_uris() if "date=2026-11-22" in a} == files_22   # untouched
+    assert "2026-11-22" not in dt.history(1)[0]["operationParameters"]["predicate"]
     row = _gold("air_quality_station_hourly", device_id=st["device_id"], date="2026-11-23")[5]
     assert row["so2"] == pytest.approx((0.003 + 0.004) / 2) and row["observed"] == 7
+
+
+def test_every_model_documents_exactly_its_columns(lake_env: Path) -> None:
+    """The @column lines (DuckDB comments, docs/AGGREGATES.md) list each output column, in order."""
+    from etl.aggregate import reference, runner
+    from etl.storage import lake
+    from quality.reasons import REASONS
+
+    assert set(runner.SOURCE_MARKED) <= set(REASONS)
+    con = runner.session(lake())
+    try:
+        runner._ensure_inputs(con, "summary")
+        for m in runner.MODELS:
+            if m.domain == "streetlights":
+                from etl.aggregate.sun import sun_times
+
+                con.register("sun", sun_times([DAY.isoformat()]))
+            out = con.execute(runner.model_sql(m.name), runner._used(m.name, runner.parameters([DAY.isoformat()], m)))
+            names = [d[0] for d in out.description]
+            doc, columns = runner.model_doc(m.name)
+            assert names == list(columns), m.name
+            assert doc and "date" in names and "period_start" in names and "period_end" in names, m.name
+    finally:
+        con.close()
+    text = (Path(__file__).resolve().parents[2] / "docs" / "AGGREGATES.md").read_text(encoding="utf-8")
+    from quality.reference import render
+
+    assert render(text, reference.SECTIONS) == text, "docs/AGGREGATES.md is stale: python -m etl.aggregate.reference"
+
+
+def test_district_summary_joins_the_domains_of_the_day(lake_env: Path) -> None:
+    from etl.aggregate.runner import rebuild
+    from etl.registry.load import load_registry
+
+    st = _station(load_registry())
+    _write(_silver(_station_rows(st["device_id"], datetime(2026, 11, 23, 0, tzinfo=KST), [50.0] * 48, [25.0] * 48)))
+    rebuild("air_quality", [DAY.isoformat()])
+    rebuild("summary", [DAY.isoformat()])                      # the other domains have no gold tables yet
+    rows = _gold("district_daily_summary", date=DAY.isoformat())
+    assert len(rows) == len({r["district_code"] for r in load_registry().to_pylist()})
+    mine = next(r for r in rows if r["district_code"] == st["district_code"])
+    daily = _gold("air_quality_district_daily", district_code=st["district_code"])[0]
+    assert (mine["cai_max"], mine["pm25"]) == (daily["cai_max"], 25.0)
+    assert mine["water_exceedances"] == 0 and mine["lights"] is None and mine["daycare_arrivals"] is None
+    assert mine["expected"] >= daily["expected"] and mine["observed"] == daily["observed"]

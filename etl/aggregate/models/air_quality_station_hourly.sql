@@ -54,7 +54,7 @@
 -- @column expected: readings expected in the hour (metrics x 3600 / reporting interval)
 -- @column observed: readings accepted in the hour
 -- @column flagged: accepted readings with a quality flag
--- @column missing_source: readings the source itself marked missing or invalid (quarantined: source_missing, source_flagged)
+-- @column missing_source: readings the source itself marked missing or invalid (quarantined: source_missing, source_flagged, sentinel, instrument_status)
 -- @column missing_quarantined: readings quarantined for other reasons (docs/QUALITY.md)
 -- @column missing_offline: expected readings that never arrived (device offline or late)
 WITH hours AS (
@@ -79,8 +79,8 @@ hourly AS (
 ),
 quarantined AS (
     SELECT device_id, date_trunc('hour', ts) AS period_start,
-           count(*) FILTER (reason IN ('source_missing', 'source_flagged')) AS missing_source,
-           count(*) FILTER (reason NOT IN ('source_missing', 'source_flagged')) AS missing_quarantined
+           count(*) FILTER (source_marked(reason)) AS missing_source,
+           count(*) FILTER (NOT source_marked(reason)) AS missing_quarantined
     FROM quarantine
     WHERE date IN (SELECT unnest($read_dates)) AND domain = 'air_quality' AND device_id IS NOT NULL AND ts IS NOT NULL
     GROUP BY ALL
