@@ -107,11 +107,11 @@ def run(day: date = DEFAULT_DAY, fleet: str = "small", faults: str = "demo", fre
     if broker is not None:
         broker.stop()
     elapsed = time.monotonic() - t0
-    report(results, settings, elapsed)
+    report(results, settings, elapsed, day)
     return results
 
 
-def _report_gold(store: Any) -> None:
+def _report_gold(store: Any, day: date) -> None:
     from etl import duck, tables
     from etl.aggregate.runner import MODELS
 
@@ -122,16 +122,16 @@ def _report_gold(store: Any) -> None:
     try:
         rows = con.execute("""
             SELECT district_en, string_agg(coalesce(cai_grade_ko, '-'), ' ' ORDER BY hour) AS grades
-            FROM air_quality_district_hourly WHERE date = (SELECT max(date) FROM air_quality_district_hourly)
-            GROUP BY ALL ORDER BY 1""").fetchall()
+            FROM air_quality_district_hourly WHERE date = ? GROUP BY ALL ORDER BY 1""", [day.isoformat()]).fetchall()
     finally:
         con.close()
-    print("CAI grade per district per hour (KST 0-23):")
+    print(f"CAI grade (통합대기환경지수) per district per hour of {day} (KST 0-23; '-': no index, a pollutant "
+          "missing):")
     for district, grades in rows:
         print(f"  {district:<14}{grades}")
 
 
-def report(results: dict[str, Any], settings: Any, elapsed: float) -> None:
+def report(results: dict[str, Any], settings: Any, elapsed: float, day: date = DEFAULT_DAY) -> None:
     from etl import tables
     from etl.storage import QUALITY_DAILY, QUARANTINE, lake
 
@@ -150,7 +150,7 @@ def report(results: dict[str, Any], settings: Any, elapsed: float) -> None:
               (("received", 10), ("accepted", 10), ("flagged", 9), ("quarantined", 10), ("duplicates", 8))))
     reasons = tables.read(store, QUARANTINE, columns=["reason"]).group_by("reason").aggregate([("reason", "count")])
     print("  quarantine reasons: " + ", ".join(f"{r['reason']} {r['reason_count']}" for r in reasons.to_pylist()))
-    _report_gold(store)
+    _report_gold(store, day)
     docs = settings.lake_uri.removeprefix("file://") + "/quality/docs/index.html"
     print(f"\nData Docs: {docs}")
     print(f"lake:    {settings.lake_uri}  (landing/, silver/, quarantine/, batches/, quality/ Delta tables)")

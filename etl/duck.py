@@ -73,14 +73,20 @@ def _create_views(con: Any, store: Store) -> list[str]:
     return names
 
 
-def _add_registry_and_comments(con: Any) -> None:
-    """The ``devices`` table (the registry) and a comment on every view and column (etl.views)."""
-    from etl import views
+def add_devices(con: Any) -> None:
+    """The ``devices`` table: the device registry."""
     from etl.registry.load import load_registry
 
     con.register("_registry", load_registry())
     con.execute("CREATE OR REPLACE TABLE devices AS SELECT * FROM _registry")
     con.unregister("_registry")
+
+
+def _add_registry_and_comments(con: Any) -> None:
+    """The ``devices`` table (the registry) and a comment on every view and column (etl.views)."""
+    from etl import views
+
+    add_devices(con)
     views.annotate(con)
 
 

@@ -95,7 +95,8 @@ def session(store: Store) -> Any:
     from etl import duck, tables
     from etl.aggregate import indices
 
-    con = duck.analyst_session(store)
+    con = duck.connect(store)
+    duck.add_devices(con)
     con.execute("SET TimeZone = 'UTC'")   # date_trunc on UTC timestamps must not depend on the machine
     present = {r[0] for r in con.sql("SHOW TABLES").fetchall()}
     for name, view in duck.VIEWS.items():   # an empty lake: empty tables with the right columns
@@ -172,6 +173,7 @@ def rebuild(domain: str, dates: list[str], store: Store | None = None, con: Any 
     try:
         if domain == "summary":
             _ensure_inputs(con, domain)
+        horizon = data_horizon(store, None if domain == "summary" else domain)
         for m in models:
             t0 = time.perf_counter()
             if m.domain == "streetlights":    # sunrise/sunset in Goyang for the days read
@@ -179,7 +181,8 @@ def rebuild(domain: str, dates: list[str], store: Store | None = None, con: Any 
 
                 con.register("sun", sun_times(read_dates(dates, m.lookback_days)))
             con.execute(f"DROP VIEW IF EXISTS {m.name}")    # its fresh output, not the lake's copy, is read later
-            whole = con.execute(model_sql(m.name), _used(m.name, parameters(dates, m))).to_arrow_table()
+            whole = within(con.execute(model_sql(m.name), _used(m.name, parameters(dates, m))).to_arrow_table(),
+                           horizon)
             con.register(m.name, whole)       # for the later models of the domain
             out = whole.filter(pc.is_in(whole["date"], value_set=pa.array(dates)))
             tables.replace_partitions(store, m.table, _plain(out), "date", dates,
@@ -191,6 +194,35 @@ def rebuild(domain: str, dates: list[str], store: Store | None = None, con: Any 
         if own:
             con.close()
     return result
+
+
+def data_horizon(store: Store, domain: str | None) -> tuple[Any, Any] | None:
+    """(first, last) reading time in silver for ``domain`` (all when None), from the Delta
+    file statistics (no scan); None when silver has none."""
+    from etl import tables
+    from etl.storage import SILVER
+
+    dt = tables.open_table(store, SILVER)
+    if dt is None:
+        return None
+    files = pa.table(dt.get_add_actions(flatten=True))
+    if domain is not None:
+        files = files.filter(pc.equal(files["partition.domain"], domain))
+    if files.num_rows == 0:
+        return None
+    return pc.min(files["min.ts"]).as_py(), pc.max(files["max.ts"]).as_py()
+
+
+def within(rows: pa.Table, horizon: tuple[Any, Any] | None) -> pa.Table:
+    """Rows of the KST days silver has readings of the domain in, from the first to the last:
+    no rows of "offline" devices for a day that has not come yet (a future-dated reading's
+    quarantine date) or before the lake began."""
+    from etl.timeutil import kst_date
+
+    if horizon is None:
+        return rows.slice(0, 0)
+    first, last = (kst_date(t).isoformat() for t in horizon)
+    return rows.filter(pc.and_(pc.greater_equal(rows["date"], first), pc.less_equal(rows["date"], last)))
 
 
 def _ensure_inputs(con: Any, domain: str) -> None:

@@ -293,8 +293,8 @@ def _passages(gate: str, facility: str, children: range, metric: str, at: dateti
 
 @pytest.fixture
 def daycare(lake_env: Path) -> dict[str, dict[str, Any]]:
-    """Three facilities on DAY (none on NEXT): 6 children in and out; 2 children passing 3 times
-    in and once out; 7 children in, 4 out."""
+    """Three facilities on DAY: 6 children in and out; 2 children passing 3 times in and once
+    out; 7 children in, 4 out. On NEXT one child arrives at the third (so NEXT has data)."""
     from etl.aggregate.runner import rebuild
 
     gates = {g["group_id"]: g for g in _devices("daycare_gate")}
@@ -306,6 +306,7 @@ def daycare(lake_env: Path) -> dict[str, dict[str, Any]]:
         gate = gates[facility]["device_id"]
         rows += _passages(gate, facility, arrive, "arrival", morning, times)
         rows += _passages(gate, facility, leave, "departure", evening)
+    rows += _passages(gates[f3]["device_id"], f3, range(1), "arrival", datetime(2026, 11, 25, 9, tzinfo=KST))
     _write(_silver(rows, "daycare_safety"))
     rebuild("daycare_safety", [DAY, NEXT])
     return {"f1": gates[f1], "f2": gates[f2], "f3": gates[f3], "rows": rows}
