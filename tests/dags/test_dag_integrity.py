@@ -106,7 +106,7 @@ def test_aggregate_dag_runs_on_silver_and_fans_out_per_domain_and_date(dagbag: A
     assert {t.owner for t in dag.tasks} == {"citylake-data-eng"} and "gold" in dag.tags and dag.doc_md
 
 
-def test_partitions_come_from_the_silver_events_or_the_params() -> None:
+def test_partitions_come_from_the_silver_events_or_the_params(lake_env: Any) -> None:
     from types import SimpleNamespace as NS
 
     from etl.aggregate.plan import partitions_to_rebuild
