@@ -422,8 +422,7 @@ def _ours_schema_problems(outcome: Any, n: int) -> Any:
     import numpy as np
 
     schema = np.full(n, None, object)
-    null_keys = sum(c.failed for c in outcome.checks if c.expectation == "expect_column_values_to_not_be_null"
-                    and c.action == "fail")
+    null_keys = sum(c.failed for c in outcome.checks if c.target == "null_keys")
     dups = sum(c.failed for c in outcome.checks if c.target == "duplicate_keys")
     schema[:min(n, null_keys)] = "null_key"
     schema[null_keys:min(n, null_keys + dups)] = "duplicate_key"

@@ -185,22 +185,23 @@ def _dense(v: np.ndarray) -> np.ndarray:
     return pd.factorize(v, use_na_sentinel=False)[0].astype(np.int64) if len(v) else np.zeros(0, np.int64)
 
 
-def _kst_day_start(ts_us: np.ndarray) -> np.ndarray:
-    """The UTC instant (µs) at which the KST day of each ``ts`` began (nulls stay null-marked)."""
+def _kst_offset_us() -> int:
+    """KST's offset from UTC in µs (fixed: Korea has no daylight saving time)."""
     from etl.timeutil import KST
 
-    offset = int(datetime(2000, 1, 1, tzinfo=KST).utcoffset().total_seconds() * 1_000_000)
-    day = 86_400_000_000
+    return int(datetime(2000, 1, 1, tzinfo=KST).utcoffset().total_seconds() * 1_000_000)
+
+
+def _kst_day_start(ts_us: np.ndarray) -> np.ndarray:
+    """The UTC instant (µs) at which the KST day of each ``ts`` began (nulls stay null-marked)."""
+    offset, day = _kst_offset_us(), 86_400_000_000
     return np.where(ts_us == _NULL_TS, _NULL_TS, (ts_us + offset) // day * day - offset)
 
 
 def _install_ts(install_date: pa.ChunkedArray | pa.Array) -> pa.Array:
     """Install dates are KST calendar days: a device counts as installed from midnight KST."""
-    from etl.timeutil import KST
-
-    offset = int(datetime(2000, 1, 1, tzinfo=KST).utcoffset().total_seconds() * 1_000_000)
     days = pc.cast(install_date, pa.int32()).cast(pa.int64())
-    out = pc.cast(pc.subtract(pc.multiply(days, 86_400_000_000), offset), _US)
+    out = pc.cast(pc.subtract(pc.multiply(days, 86_400_000_000), _kst_offset_us()), _US)
     return out.combine_chunks() if isinstance(out, pa.ChunkedArray) else out
 
 

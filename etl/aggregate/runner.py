@@ -19,6 +19,7 @@ import dataclasses
 import logging
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import date, timedelta
 from importlib import resources
 from typing import Any
@@ -86,7 +87,9 @@ def models_for(domain: str) -> list[Model]:
     return [m for m in MODELS if m.domain == domain]
 
 
+@lru_cache(maxsize=None)
 def model_sql(name: str) -> str:
+    """The model's SQL file (read once per process)."""
     return resources.files("etl.aggregate.models").joinpath(f"{name}.sql").read_text(encoding="utf-8")
 
 
