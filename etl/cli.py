@@ -280,6 +280,36 @@ def cmd_aggregate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_publish(args: argparse.Namespace) -> int:
+    from publish import changes, release
+    from publish.catalog import load_catalogue, sources_of
+
+    if args.action == "datasets":
+        for ds in load_catalogue().datasets.values():
+            print(f"{ds.id:<30}{ds.licence:<8}{ds.frequency:<8}{ds.title_ko} / {ds.title_en}  "
+                  f"[{', '.join(sources_of(ds)) or 'registry'}]")
+        return 0
+    if args.action == "changes":
+        from etl.storage import public
+
+        history = changes.history(public())
+        since = datetime.fromisoformat(args.since) if args.since else None
+        if since is not None and since.tzinfo is None:
+            from etl.timeutil import KST
+
+            since = since.replace(tzinfo=KST)
+        rows = changes.since(history, since) if since else changes.entries(history)
+        print(json.dumps(rows, ensure_ascii=False, indent=1))
+        return 0
+    if args.action == "verify":
+        result = release.verify()
+        print(json.dumps(result, ensure_ascii=False, indent=1))
+        return 0 if result["ok"] else 1
+    result = release.publish(as_of=args.as_of, datasets=args.dataset)
+    print(json.dumps(result, ensure_ascii=False, indent=1, default=str))
+    return 0
+
+
 def _days(args: argparse.Namespace) -> list[date]:
     """The KST days of --from/--to (default: yesterday and today in KST)."""
     from datetime import timedelta
@@ -363,6 +393,14 @@ def main(argv: list[str] | None = None) -> int:
     ag.add_argument("--from", dest="start", type=_day, help="first KST day (default: yesterday)")
     ag.add_argument("--to", dest="end", type=_day, help="last KST day (default: today, or --from)")
     ag.set_defaults(func=cmd_aggregate)
+
+    pb = sub.add_parser("publish", help="open data: make a release (default), list the datasets, the changes "
+                                        "feed, or verify the live release")
+    pb.add_argument("action", nargs="?", default="release", choices=["release", "datasets", "changes", "verify"])
+    pb.add_argument("--as-of", dest="as_of", type=_day, help="release: KST date the release is as of (default today)")
+    pb.add_argument("--dataset", action="append", help="release: only this dataset (repeatable; others stay as live)")
+    pb.add_argument("--since", help="changes: only releases issued after this time (ISO 8601; KST if no offset)")
+    pb.set_defaults(func=cmd_publish)
 
     qy = sub.add_parser("query", help="run SQL in DuckDB over the lake (views: silver, quarantine, batches, "
                                       "quality_checks, quality_daily, device_health, the gold tables)")

@@ -9,6 +9,8 @@ POINTS = (
     "after_landing",            # batch landed; MQTT not acked, cursor not saved
     "after_silver_commit",      # silver committed; quarantine and ledger not yet
     "after_quarantine_commit",  # ledger not yet
+    "publish.file",             # before each file of a new dataset version is written
+    "publish.switch",           # release written, latest.json not yet switched
 )
 
 

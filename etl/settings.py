@@ -50,6 +50,11 @@ class Settings:
     gold_daycare_min_count: int
     gold_daycare_delay_days: int
     gold_lights_grace_min: float
+    # publishing (publish/): the public side's address and the citizen alerts feed
+    public_base_url: str | None
+    alerts_days: int
+    alerts_light_cluster_min: int
+    alerts_bins_overflowing_min: int
 
     def s3_credentials(self) -> dict[str, str]:
         """Access key, secret and endpoint for s3:// URIs.

@@ -1,0 +1,111 @@
+"""The bulk-file formats of a release: Parquet, CSV (UTF-8 with BOM), JSON Lines, GeoJSON.
+
+Every writer takes an Arrow table already in its published row order and returns the file's
+bytes; the same table always gives the same bytes (no timestamps, no random ids), so a
+release can be rebuilt byte for byte and its checksums compared.
+
+- Parquet: zstd, row groups of ``ROW_GROUP_ROWS`` with min/max statistics and the page
+  index, and the sort order recorded (``sorting_columns``), so DuckDB and other readers skip
+  row groups, also over HTTP range requests.
+- CSV: UTF-8 with a byte-order mark (Excel then opens Korean text correctly), a header row,
+  empty fields for nulls, timestamps ISO 8601 in UTC (``2026-11-24T01:00:00Z``).
+- JSON Lines: one object per row, the same text values as the CSV.
+- GeoJSON: a FeatureCollection (RFC 7946, WGS84 lon/lat); the geometry of each row is given
+  by the caller (:func:`geojson` takes one GeoJSON geometry text or null per row).
+"""
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+BOM = "\ufeff".encode("utf-8")
+ROW_GROUP_ROWS = 100_000
+MEDIA_TYPES = {
+    "parquet": "application/vnd.apache.parquet",
+    "csv": "text/csv",
+    "jsonl": "application/jsonl",
+    "geojson": "application/geo+json",
+}
+
+
+def parquet(table: pa.Table, sort: tuple[str, ...] = ()) -> bytes:
+    sink = io.BytesIO()
+    sorting = [pq.SortingColumn(table.schema.get_field_index(c)) for c in sort]
+    pq.write_table(table, sink, compression="zstd", row_group_size=ROW_GROUP_ROWS, write_statistics=True,
+                   write_page_index=True, sorting_columns=sorting or None)
+    return sink.getvalue()
+
+
+def as_text_values(table: pa.Table) -> pa.Table:
+    """Timestamps as ISO 8601 UTC strings (whole seconds unless the column has fractions):
+    the form CSV, JSON Lines and GeoJSON share."""
+    columns = []
+    for name, col in zip(table.column_names, table.columns):
+        if pa.types.is_timestamp(col.type):
+            col = _iso(col)
+        elif pa.types.is_date(col.type):
+            col = pc.strftime(col, format="%Y-%m-%d")
+        columns.append(col)
+    return pa.table(columns, names=table.column_names)
+
+
+def _iso(col: pa.ChunkedArray) -> pa.ChunkedArray:
+    utc = col.cast(pa.timestamp("us", tz="UTC"))
+    seconds = pc.cast(utc, pa.timestamp("s", tz="UTC"), safe=False)
+    whole = pc.all(pc.equal(pc.cast(seconds, pa.timestamp("us", tz="UTC")), utc)).as_py() is not False
+    if whole:
+        return pc.strftime(seconds, format="%Y-%m-%dT%H:%M:%SZ")
+    return pc.strftime(pc.cast(utc, pa.timestamp("ms", tz="UTC"), safe=False), format="%Y-%m-%dT%H:%M:%SZ")
+
+
+def csv(table: pa.Table) -> bytes:
+    sink = io.BytesIO()
+    sink.write(BOM)
+    text = as_text_values(table)
+    pacsv.write_csv(text, sink, pacsv.WriteOptions(include_header=True, quoting_style="needed"))
+    return sink.getvalue()
+
+
+def jsonl(table: pa.Table) -> bytes:
+    return "".join(json.dumps(row, ensure_ascii=False, separators=(",", ":"), allow_nan=False) + "\n"
+                   for row in _rows(table)).encode("utf-8")
+
+
+def geojson(table: pa.Table, geometries: list[str | None]) -> bytes:
+    """A FeatureCollection: one Feature per row, ``geometries[i]`` the GeoJSON geometry text
+    of row i (or None), the row's values as properties."""
+    parts = []
+    for row, geometry in zip(_rows(table), geometries):
+        props = json.dumps(row, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        parts.append(f'{{"type":"Feature","geometry":{geometry or "null"},"properties":{props}}}')
+    body = ",\n".join(parts)
+    return ('{"type":"FeatureCollection","features":[\n' + body + "\n]}\n").encode("utf-8")
+
+
+def _rows(table: pa.Table) -> list[dict[str, Any]]:
+    rows = as_text_values(table).to_pylist()
+    for row in rows:
+        for key, value in row.items():
+            if isinstance(value, float) and value != value:   # NaN is not JSON
+                row[key] = None
+    return rows
+
+
+def point(lon: float | None, lat: float | None) -> str | None:
+    if lon is None or lat is None:
+        return None
+    return f'{{"type":"Point","coordinates":[{lon:.6f},{lat:.6f}]}}'
+
+
+def polygon(polygons: tuple) -> str:
+    """A (Multi)Polygon geometry text from ((ring, ...), ...) polygons of (lon, lat) points."""
+    coords = [[[[round(x, 6), round(y, 6)] for x, y in ring] for ring in poly] for poly in polygons]
+    if len(coords) == 1:
+        return json.dumps({"type": "Polygon", "coordinates": coords[0]}, separators=(",", ":"))
+    return json.dumps({"type": "MultiPolygon", "coordinates": coords}, separators=(",", ":"))
