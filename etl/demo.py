@@ -104,6 +104,7 @@ def run(day: date = DEFAULT_DAY, fleet: str = "small", faults: str = "demo", fre
         dates = sorted({d for r in results.values() for d in r["dates"]})
         airflow_local.run(dags["quality_tables"], end, {"dates": dates})
         airflow_local.run(dags["aggregate_gold"], end, {"dates": dates})
+        airflow_local.run(dags["publish_open_data"], end, {})
     if broker is not None:
         broker.stop()
     elapsed = time.monotonic() - t0
@@ -131,6 +132,40 @@ def _report_gold(store: Any, day: date) -> None:
         print(f"  {district:<14}{grades}")
 
 
+def _report_release(settings: Any) -> None:
+    from etl.storage import public
+    from publish.validate import validate_package
+    from publish.release import live
+
+    store = public(settings)
+    current = live(store)
+    if current is None:
+        print("\nno open-data release was made")
+        return
+    root = settings.public_uri.removeprefix("file://")
+    valid = sum(1 for e in current["datasets"].values()
+                if validate_package(f"{root}/{e['path']}datapackage.json")["valid"])
+    files = sum(len(e["files"]) for e in current["datasets"].values())
+    gate = current["privacy_gate"]
+    print(f"\nopen-data release {current['release']} (as of {current['as_of']}): {len(current['datasets'])} datasets, "
+          f"{files} bulk files; privacy gate passed over {gate['files_scanned']} files; "
+          f"frictionless: {valid}/{len(current['datasets'])} datapackages valid")
+    for ds_id, e in current["datasets"].items():
+        months = sorted({f["period"] for f in e["files"] if f["period"]})
+        print(f"  {ds_id:<30}{e['rows']:>7} rows  {', '.join(months) or 'one file'}")
+    entry = current["datasets"]["air-quality-district-daily"]
+    path = next(f["path"] for f in entry["files"] if f["format"] == "parquet" and f["period"] is None)
+    import duckdb
+
+    rows = duckdb.sql(f"SELECT date, district_en, cai_max, status, revision FROM read_parquet('{root}/{path}') "
+                      "ORDER BY date, district_en").fetchall()
+    print(f"DuckDB over the published Parquet ({path}):")
+    for day, district, cai, status, revision in rows:
+        print(f"  {day}  {district:<14}CAI max {cai if cai is not None else '-':>4}  {status} r{revision}")
+    print(f"public:  {root}/latest.json → releases/{current['release']}/manifest.json; "
+          f"catalog.jsonld, changes.json, feeds/alerts.ko.atom")
+
+
 def report(results: dict[str, Any], settings: Any, elapsed: float, day: date = DEFAULT_DAY) -> None:
     from etl import tables
     from etl.storage import QUALITY_DAILY, QUARANTINE, lake
@@ -151,6 +186,7 @@ def report(results: dict[str, Any], settings: Any, elapsed: float, day: date = D
     reasons = tables.read(store, QUARANTINE, columns=["reason"]).group_by("reason").aggregate([("reason", "count")])
     print("  quarantine reasons: " + ", ".join(f"{r['reason']} {r['reason_count']}" for r in reasons.to_pylist()))
     _report_gold(store, day)
+    _report_release(settings)
     docs = settings.lake_uri.removeprefix("file://") + "/quality/docs/index.html"
     print(f"\nData Docs: {docs}")
     print(f"lake:    {settings.lake_uri}  (landing/, silver/, quarantine/, batches/, quality/ Delta tables)")

@@ -127,8 +127,8 @@ def load(lake_store: Any) -> Gate:
     values: set[str] = set()
     dt = tables.open_table(lake_store, SILVER)      # quarantine keeps no subject (its raw tags are masked)
     if dt is not None:
-        subjects = dt.to_pyarrow_dataset(partitions=[("domain", "=", "daycare_safety")]).to_table(
-            columns=["subject"], filter=pc.field("subject").is_valid())
+        subjects = dt.to_pyarrow_dataset().to_table(
+            columns=["subject"], filter=(pc.field("domain") == "daycare_safety") & pc.field("subject").is_valid())
         values.update(pc.unique(subjects["subject"]).to_pylist())
     private = [sid for sid, s in load_sources().items() if s.private]
     registry = load_registry()

@@ -315,7 +315,7 @@ def build_dataset(ds: Dataset, catalogue: Catalogue, snap: dict[str, dict[str, A
                                   "period": month, "rows": rows, "bytes": len(data),
                                   "sha256": hashlib.sha256(data).hexdigest()})
     for path, data in (("datapackage.json", _json(datapackage(ds, table.schema, manifest, catalogue, base_url))),
-                       ("dictionary.html", dictionary_html(ds, table.schema, manifest, catalogue).encode("utf-8"))):
+                       ("dictionary.html", dictionary_html(ds, table.schema, manifest, catalogue, base_url).encode("utf-8"))):
         gate.scan(f"{prefix}/{path}", data, "text")
         out[path] = data
     return Built(manifest, out, table.schema)

@@ -27,8 +27,10 @@ def lake_environment(mp: pytest.MonkeyPatch, root: Path) -> None:
     clear_caches()
 
 
-def build_lake(root: Path, days: tuple[date, ...] = (DAY,)) -> dict[str, Any]:
-    """Land, normalise and aggregate ``days`` of the small fleet under ``root/lake``."""
+def build_lake(root: Path, days: tuple[date, ...] = (DAY,), late: str = "") -> dict[str, Any]:
+    """Land, normalise and aggregate ``days`` of the small fleet under ``root/lake``. The last
+    batch of source ``late`` is landed but not normalised: ``result["late"]`` holds its
+    envelope, for a test to bring it in late."""
     from etl import normalize
     from etl.aggregate import runner
     from etl.registry.load import load_registry
@@ -39,14 +41,25 @@ def build_lake(root: Path, days: tuple[date, ...] = (DAY,)) -> dict[str, Any]:
 
     store, sources, registry = lake(), load_sources(), load_registry()
     touched: set[str] = set()
+    held = []
     for day in days:
-        for env in bulk.write_day(store, day, fleet="small", hours_per_batch=6, faults=FaultPlan.demo()):
+        envs = bulk.write_day(store, day, fleet="small", hours_per_batch=6, faults=FaultPlan.demo())
+        if late:
+            held.append(max((e for e in envs if e.source == late), key=lambda e: e.window_start))
+        for env in envs:
+            if env in held:
+                continue
             r = normalize.normalize(store, sources[env.source], env, registry)
             touched.update(r.dates)
     dates = sorted(touched)
+    from quality import daily, docs
+
+    daily.rebuild(dates, store)
+    docs.render_pending(store, dates)
+    docs.build_index(store)
     for domain in sorted({m.domain for m in runner.MODELS} - {"summary"}) + ["summary"]:
         runner.rebuild(domain, dates, store)
-    return {"dates": dates}
+    return {"dates": dates, "late": held}
 
 
 def copy_lake(src: Path, dst: Path) -> None:

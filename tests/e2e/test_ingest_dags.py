@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections import Counter
+from datetime import timedelta
 from typing import Any
 
 import pyarrow as pa
@@ -151,6 +153,20 @@ def test_faulty_day_reconciles_quarantines_and_emits_assets(city: City) -> None:
     assert {n for n, _ in gold_events} == {f"gold_{d}" for d in {m.domain for m in MODELS}}
     assert all(len(e["dates"]) == 1 and e["tables"] for _, e in gold_events)
 
+    # publish: a release of every dataset, verified, announced as the open_data_release asset
+    from publish.catalog import load_catalogue
+    from publish.release import live
+    from etl.storage import public
+
+    dr = airflow_local.run(airflow_local.load_dags()["publish_open_data"], city.end, {})
+    assert {ti.task_id: ti.state for ti in dr.get_task_instances()} == {"release": "success", "verify": "success"}
+    current = live(public())
+    assert set(current["datasets"]) == set(load_catalogue().datasets)
+    assert current["as_of"] == (city.day + timedelta(days=1)).isoformat()   # the run's logical date, KST
+    with create_session() as session:
+        rows = session.query(AssetModel.name, AssetEvent.extra).join(AssetEvent, AssetEvent.asset_id == AssetModel.id).all()
+    assert ("open_data_release", {"release": current["release"], "changed": True}) in rows
+
     # nothing personal in the clear: daycare rows carry pseudonyms, never the tag ids
     dc = silver.filter(pc.equal(silver["domain"], "daycare_safety"))
     assert all(s.startswith("p_") for s in dc["subject"].to_pylist())
@@ -196,3 +212,19 @@ def test_lake_on_s3_compatible_server(s3_city: City) -> None:
     grades = con.execute("select count(*) from air_quality_district_hourly where date = ? and cai_grade is not null",
                          [s3_city.day.isoformat()]).fetchone()[0]
     assert grades > 0 and any(k.startswith("gold/district_daily_summary/") for k in store.list("gold/"))
+
+    # the release in the public bucket; DuckDB reads a published file anonymously over HTTP
+    from etl.storage import public
+    from publish.release import live
+
+    dr = airflow_local.run(airflow_local.load_dags()["publish_open_data"], s3_city.end, {})
+    assert {ti.task_id: ti.state for ti in dr.get_task_instances()} == {"release": "success", "verify": "success"}
+    pub = public()
+    assert pub.is_s3 and pub.exists("latest.json") and pub.exists("feeds/alerts.ko.atom")
+    entry = live(pub)["datasets"]["air-quality-district-hourly"]
+    path = next(f["path"] for f in entry["files"] if f["format"] == "parquet" and f["period"] is None)
+    bucket_prefix = pub.root.removeprefix("s3://")
+    plain = duck.connect()
+    endpoint = os.environ["CITYLAKE_S3_ENDPOINT_URL"]
+    n = plain.execute(f"select count(*) from read_parquet('{endpoint}/{bucket_prefix}/{path}')").fetchone()[0]
+    assert n == entry["rows"] > 0
