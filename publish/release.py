@@ -73,10 +73,19 @@ def snapshot(lake_store: Store, catalogue: Catalogue) -> dict[str, dict[str, Any
         dt = tables.open_table(lake_store, name)
         if dt is None:
             continue
-        commit = dt.history(1)[0]
-        out[name] = {"version": dt.version(),
-                     "timestamp": datetime.fromtimestamp(commit["timestamp"] / 1000, timezone.utc).isoformat()}
+        version = dt.version()
+        out[name] = {"version": version, "timestamp": _commit_time(lake_store, name, version)}
     return out
+
+
+def _commit_time(store: Store, name: str, version: int) -> str:
+    """When a Delta version was committed, from its log entry (DeltaTable.history hangs on S3)."""
+    log = store.get(f"{name}/_delta_log/{version:020d}.json").decode("utf-8")
+    for line in log.splitlines():
+        info = json.loads(line).get("commitInfo")
+        if info and "timestamp" in info:
+            return datetime.fromtimestamp(info["timestamp"] / 1000, timezone.utc).isoformat()
+    raise ReleaseError(f"{name} version {version} has no commit time in its log")
 
 
 def _registry_bytes(path: str) -> bytes:

@@ -5,6 +5,7 @@ import dataclasses
 import os
 from collections import Counter
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -13,6 +14,7 @@ import pytest
 
 from tests.e2e.conftest import City
 
+REPO = Path(__file__).resolve().parents[2]
 DOMAINS = {"air_quality", "weather", "water_quality", "waste_bins", "parking", "streetlights", "daycare_safety"}
 
 
@@ -224,7 +226,19 @@ def test_lake_on_s3_compatible_server(s3_city: City) -> None:
     entry = live(pub)["datasets"]["air-quality-district-hourly"]
     path = next(f["path"] for f in entry["files"] if f["format"] == "parquet" and f["period"] is None)
     bucket_prefix = pub.root.removeprefix("s3://")
-    plain = duck.connect()
+    bucket = bucket_prefix.split("/")[0]
+    # the repo's public-read policy, on the public prefix only (this test's bucket holds the lake too)
+    policy = (REPO / "infra/public-bucket-policy.json").read_text().replace("goyang-open-data", bucket_prefix)
+    import boto3
+
     endpoint = os.environ["CITYLAKE_S3_ENDPOINT_URL"]
+    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").put_bucket_policy(Bucket=bucket, Policy=policy)
+    plain = duck.connect()
     n = plain.execute(f"select count(*) from read_parquet('{endpoint}/{bucket_prefix}/{path}')").fetchone()[0]
     assert n == entry["rows"] > 0
+    import urllib.error
+    import urllib.request
+
+    with pytest.raises(urllib.error.HTTPError, match="403"):      # the private lake stays private
+        urllib.request.urlopen(f"{endpoint}/{bucket}/{store.table_uri('silver').split('/', 3)[3]}/_delta_log/"
+                               "00000000000000000000.json")
