@@ -54,16 +54,21 @@ layout and formats: `docs/PUBLISHING.md`.
 def publish_open_data() -> None:
     @task(outlets=[RELEASE])
     def release(params: dict | None = None, dag_run=None, *, outlet_events=None) -> dict:
-        from publish.release import as_of_for_run, publish
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from publish.release import DETERMINISTIC, as_of_for_run, publish
 
         params = params or {}
-        result = publish(as_of=as_of_for_run(params.get("as_of"), dag_run), datasets=params.get("datasets") or None)
+        try:
+            result = publish(as_of=as_of_for_run(params.get("as_of"), dag_run), datasets=params.get("datasets") or None)
+        except DETERMINISTIC as exc:      # a licence or privacy finding: retrying cannot help
+            raise AirflowFailException(str(exc)) from exc
         outlet_events[RELEASE].extra = {"release": result["release"], "changed": result["changed"]}
         return {k: v for k, v in result.items() if k != "rows"}
 
     @task
     def verify() -> dict:
-        from airflow.exceptions import AirflowFailException
+        from airflow.sdk.exceptions import AirflowFailException
 
         from publish.release import verify as check
 

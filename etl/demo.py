@@ -150,9 +150,16 @@ def _report_release(settings: Any) -> None:
     print(f"\nopen-data release {current['release']} (as of {current['as_of']}): {len(current['datasets'])} datasets, "
           f"{files} bulk files; privacy gate passed over {gate['files_scanned']} files; "
           f"frictionless: {valid}/{len(current['datasets'])} datapackages valid")
+    from etl.settings import get_settings
+    from publish.catalog import load_catalogue
+
+    catalogue = load_catalogue()
     for ds_id, e in current["datasets"].items():
         months = sorted({f["period"] for f in e["files"] if f["period"]})
-        print(f"  {ds_id:<30}{e['rows']:>7} rows  {', '.join(months) or 'one file'}")
+        ds = catalogue.datasets[ds_id]
+        note = (f"  (embargo: a day's rows are public {get_settings().gold_daycare_delay_days} days later)"
+                if ds.embargo_until and not ds.embargo_columns else "")
+        print(f"  {ds_id:<30}{e['rows']:>7} rows  {', '.join(months) or 'one file'}{note}")
     entry = current["datasets"]["air-quality-district-daily"]
     path = next(f["path"] for f in entry["files"] if f["format"] == "parquet" and f["period"] is None)
     import duckdb

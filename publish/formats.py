@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import io
 import json
-from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -43,14 +42,16 @@ def parquet(table: pa.Table, sort: tuple[str, ...] = ()) -> bytes:
 
 
 def as_text_values(table: pa.Table) -> pa.Table:
-    """Timestamps as ISO 8601 UTC strings (whole seconds unless the column has fractions):
-    the form CSV, JSON Lines and GeoJSON share."""
+    """Timestamps as ISO 8601 UTC strings (whole seconds unless the column has fractions), dates
+    as ISO dates, NaN as null: the values CSV, JSON Lines and GeoJSON share."""
     columns = []
     for name, col in zip(table.column_names, table.columns):
         if pa.types.is_timestamp(col.type):
             col = _iso(col)
         elif pa.types.is_date(col.type):
             col = pc.strftime(col, format="%Y-%m-%d")
+        elif pa.types.is_floating(col.type):       # NaN is neither JSON nor a CSV number: null
+            col = pc.if_else(pc.is_nan(col), pa.scalar(None, col.type), col)
         columns.append(col)
     return pa.table(columns, names=table.column_names)
 
@@ -73,28 +74,29 @@ def csv(table: pa.Table) -> bytes:
 
 
 def jsonl(table: pa.Table) -> bytes:
-    return "".join(json.dumps(row, ensure_ascii=False, separators=(",", ":"), allow_nan=False) + "\n"
-                   for row in _rows(table)).encode("utf-8")
+    rows = _json_rows(table)
+    return ("\n".join(rows) + "\n").encode("utf-8") if rows else b""
 
 
 def geojson(table: pa.Table, geometries: list[str | None]) -> bytes:
     """A FeatureCollection: one Feature per row, ``geometries[i]`` the GeoJSON geometry text
     of row i (or None), the row's values as properties."""
-    parts = []
-    for row, geometry in zip(_rows(table), geometries):
-        props = json.dumps(row, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-        parts.append(f'{{"type":"Feature","geometry":{geometry or "null"},"properties":{props}}}')
-    body = ",\n".join(parts)
+    body = ",\n".join(f'{{"type":"Feature","geometry":{geometry or "null"},"properties":{props}}}'
+                       for props, geometry in zip(_json_rows(table), geometries))
     return ('{"type":"FeatureCollection","features":[\n' + body + "\n]}\n").encode("utf-8")
 
 
-def _rows(table: pa.Table) -> list[dict[str, Any]]:
-    rows = as_text_values(table).to_pylist()
-    for row in rows:
-        for key, value in row.items():
-            if isinstance(value, float) and value != value:   # NaN is not JSON
-                row[key] = None
-    return rows
+def _json_rows(table: pa.Table) -> list[str]:
+    """Each row as a JSON object text (DuckDB's to_json: UTF-8 as is, NaN as null)."""
+    import duckdb
+
+    text = as_text_values(table)
+    con = duckdb.connect(config={"threads": 1})
+    try:
+        con.register("t", text)
+        return [r for (r,) in con.execute("SELECT CAST(to_json(t) AS VARCHAR) FROM t").fetchall()]
+    finally:
+        con.close()
 
 
 def point(lon: float | None, lat: float | None) -> str | None:

@@ -40,7 +40,8 @@ import pyarrow.parquet as pq
 from etl import failpoints
 from etl.storage import GOLD, Store, lake, public
 from publish import formats, licences, privacy
-from publish.catalog import REGISTRY, Catalogue, Dataset, load_catalogue, registry_columns, sources_of
+from publish.catalog import (REGISTRY, Catalogue, CatalogueError, Dataset, load_catalogue, registry_columns,
+                             sources_of)
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,10 @@ FORMATS = ("parquet", "csv", "jsonl", "geojson")
 
 class ReleaseError(RuntimeError):
     """A release cannot be made; the previous one stays live."""
+
+
+# Failures that the same inputs will repeat (the DAG fails them at once, without retries).
+DETERMINISTIC = (licences.LicenceError, privacy.PrivacyError, CatalogueError, ReleaseError)
 
 
 # ---- inputs -----------------------------------------------------------------------------------
