@@ -289,9 +289,9 @@ def cmd_publish(args: argparse.Namespace) -> int:
             print(f"{ds.id:<30}{ds.licence:<8}{ds.frequency:<8}{ds.title_ko} / {ds.title_en}  "
                   f"[{', '.join(sources_of(ds)) or 'registry'}]")
         return 0
-    if args.action == "changes":
-        from etl.storage import public
+    from etl.storage import public
 
+    if args.action == "changes":
         history = changes.history(public())
         since = datetime.fromisoformat(args.since) if args.since else None
         if since is not None and since.tzinfo is None:
@@ -301,6 +301,10 @@ def cmd_publish(args: argparse.Namespace) -> int:
         rows = changes.since(history, since) if since else changes.entries(history)
         print(json.dumps(rows, ensure_ascii=False, indent=1))
         return 0
+    if args.action == "rebuild":
+        result = release.rebuild(args.release or release.live(public())["release"])
+        print(json.dumps(result, ensure_ascii=False, indent=1))
+        return 0 if result["identical"] else 1
     if args.action == "verify":
         result = release.verify()
         print(json.dumps(result, ensure_ascii=False, indent=1))
@@ -395,8 +399,10 @@ def main(argv: list[str] | None = None) -> int:
     ag.set_defaults(func=cmd_aggregate)
 
     pb = sub.add_parser("publish", help="open data: make a release (default), list the datasets, the changes "
-                                        "feed, or verify the live release")
-    pb.add_argument("action", nargs="?", default="release", choices=["release", "datasets", "changes", "verify"])
+                                        "feed, verify the live release, or rebuild a release and compare its bytes")
+    pb.add_argument("action", nargs="?", default="release",
+                    choices=["release", "datasets", "changes", "verify", "rebuild"])
+    pb.add_argument("--release", help="rebuild: the release to rebuild and compare (default: the live one)")
     pb.add_argument("--as-of", dest="as_of", type=_day, help="release: KST date the release is as of (default today)")
     pb.add_argument("--dataset", action="append", help="release: only this dataset (repeatable; others stay as live)")
     pb.add_argument("--since", help="changes: only releases issued after this time (ISO 8601; KST if no offset)")

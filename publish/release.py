@@ -281,8 +281,9 @@ def version_of(key: str, previous_version: str | None) -> str:
 
 def build_dataset(ds: Dataset, catalogue: Catalogue, snap: dict[str, dict[str, Any]], as_of: date,
                   lake_store: Store, public_store: Store, previous: dict[str, Any] | None, gate: privacy.Gate,
-                  issued: str, base_url: str) -> Built | None:
-    """Build one dataset version in memory (scanned by the gate), or reuse the existing one."""
+                  issued: str, base_url: str, again: bool = False) -> Built | None:
+    """Build one dataset version in memory (scanned by the gate), or reuse the existing one
+    (``again``: build it even if it exists, to compare)."""
     from etl.settings import get_settings
     from publish.metadata.dictionary import dictionary_html
     from publish.metadata.frictionless import datapackage
@@ -297,14 +298,14 @@ def build_dataset(ds: Dataset, catalogue: Catalogue, snap: dict[str, dict[str, A
     key = inputs_key(ds, {"lake": {table_key: snap[table_key]}, "statuses": _statuses(table),
                           "last_date": _last_date(table), "sources": sources,
                           "embargo": as_of.isoformat() if ds.embargo_until else None})
-    if previous:                            # nothing changed since the live version: keep it
+    if previous and not again:              # nothing changed since the live version: keep it
         prefix = f"datasets/{ds.id}/{previous['version']}"
         manifest = json.loads(public_store.get(f"{prefix}/manifest.json"))
         if manifest.get("inputs") == key:
             return Built(manifest, {}, _schema_of(public_store, prefix, manifest))
     version = version_of(key, (previous or {}).get("version"))
     prefix = f"datasets/{ds.id}/{version}"
-    if public_store.exists(f"{prefix}/manifest.json"):
+    if not again and public_store.exists(f"{prefix}/manifest.json"):
         manifest = json.loads(public_store.get(f"{prefix}/manifest.json"))
         return Built(manifest, {}, _schema_of(public_store, prefix, manifest))
     problems = privacy.check_rows(ds.id, ds.domain, table, as_of, get_settings().gold_daycare_min_count,
@@ -582,3 +583,30 @@ def verify(lake_store: Store | None = None, public_store: Store | None = None) -
     problems += gate.findings
     return {"ok": not problems, "release": current["release"], "files_checked": files,
             "privacy_gate": gate.report(), "problems": problems}
+
+
+def rebuild(release: str, lake_store: Store | None = None, public_store: Store | None = None) -> dict[str, Any]:
+    """Build a release's dataset versions again from the lake table versions its manifest names
+    (Delta time travel) and compare every file with the published bytes. Needs the lake's old
+    versions: a release older than the vacuum retention (maintain_lake) cannot be rebuilt."""
+    lake_store, public_store = lake_store or lake(), public_store or public()
+    manifest = json.loads(public_store.get(f"releases/{release}/manifest.json"))
+    catalogue = load_catalogue()
+    as_of, base_url = date.fromisoformat(manifest["as_of"]), base_url_of(public_store)
+    checked, differing = 0, []
+    for ds_id, entry in manifest["datasets"].items():
+        published = json.loads(public_store.get(entry["path"] + "manifest.json"))
+        previous = ({"dataset": ds_id, "version": published["previous_version"]}
+                    if published.get("previous_version") else None)
+        built = build_dataset(catalogue.datasets[ds_id], catalogue, manifest["lake"], as_of, lake_store, public_store,
+                              previous, privacy.Gate(), published["issued"], base_url, again=True)
+        if built is None or built.manifest["version"] != published["version"]:
+            differing.append(f"{ds_id}: version {built.manifest['version'] if built else None} "
+                             f"instead of {published['version']}")
+            continue
+        for f in published["files"]:
+            checked += 1
+            data = built.files.get(f["path"])
+            if data is None or hashlib.sha256(data).hexdigest() != f["sha256"]:
+                differing.append(f"{entry['path']}{f['path']}")
+    return {"release": release, "files_compared": checked, "identical": not differing, "differing": differing}
