@@ -21,7 +21,6 @@ types have none, so they are given by ``path`` and ``title``.
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa

@@ -7,7 +7,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 from datetime import date, datetime
@@ -394,3 +393,22 @@ def test_an_older_release_rebuilds_byte_for_byte_from_its_lake_versions(own_lake
     victim.write_bytes(victim.read_bytes() + b"\n")    # a damaged copy on the public side:
     assert not verify()["ok"]                          # verify finds it, and the rebuilt bytes
     assert rebuild(second["release"])["identical"]     # still match the manifest (restore from them)
+
+
+def test_privacy_gate_blocks_the_location_of_a_private_device(own_lake: Path) -> None:
+    from etl import tables
+    from etl.registry.load import load_registry
+    from etl.storage import lake
+    from publish.privacy import PrivacyError
+
+    first = _publish()
+    gate = next(r for r in load_registry().to_pylist() if r["domain"] == "daycare_safety")
+    store = lake()
+    rows = tables.read(store, "gold/waste_bins_to_empty")
+    assert rows.num_rows
+    for name in ("lat", "lon"):
+        rows = rows.set_column(rows.schema.get_field_index(name), name, pa.array([gate[name]] * rows.num_rows))
+    tables.replace_partitions(store, "gold/waste_bins_to_empty", rows, "date", sorted(set(rows["date"].to_pylist())))
+    with pytest.raises(PrivacyError, match="coordinates of a private device"):
+        _publish()
+    assert _live(own_lake / "public")["release"] == first["release"]
