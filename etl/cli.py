@@ -280,6 +280,16 @@ def cmd_aggregate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    """The open-data API (publish.api) under uvicorn, over the configured public side."""
+    import uvicorn
+
+    from publish.api.app import create_app
+
+    uvicorn.run(create_app(), host=args.host, port=args.port, log_level="info")
+    return 0
+
+
 def cmd_publish(args: argparse.Namespace) -> int:
     from publish import changes, release
     from publish.catalog import load_catalogue, sources_of
@@ -426,6 +436,11 @@ def main(argv: list[str] | None = None) -> int:
     dfile.add_argument("path")
     dfile.add_argument("--force", action="store_true", help="replace an existing file")
     dfile.set_defaults(func=cmd_duckdb_file)
+
+    sv = sub.add_parser("serve", help="the read-only open-data API over the live release (public side)")
+    sv.add_argument("--host", default="127.0.0.1")
+    sv.add_argument("--port", type=int, default=8800)
+    sv.set_defaults(func=cmd_serve)
 
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,

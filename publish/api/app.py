@@ -1,0 +1,136 @@
+"""The API's wiring: routes, error handlers, compression. Each route reads the live release
+(:mod:`publish.api.live`) and hands the work to :mod:`query`, :mod:`rows` or :mod:`files`."""
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import FastAPI, Query, Request, Response
+from fastapi.responses import StreamingResponse
+from starlette.middleware.gzip import GZipMiddleware
+from starlette.types import Receive, Scope, Send
+
+from etl.storage import Store, public
+from publish.api import duck, errors, files, query, rows
+from publish.api.errors import ApiError
+from publish.api.http import etagged, json_response
+from publish.api.live import LiveRelease, Release
+from publish.catalog import Dataset, load_catalogue
+
+MAX_LIMIT = 10_000
+ROWS_CACHE = "public, max-age=60"
+
+
+class _GZipExceptFiles(GZipMiddleware):
+    """Compress JSON and CSV, never ``/files/``: a range must count the file's own bytes."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/files/"):
+            await self.app(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
+def _dataset(release: Release, dataset_id: str) -> tuple[Dataset, dict[str, Any]]:
+    entry = release.entry(dataset_id)
+    ds = load_catalogue().datasets.get(dataset_id)
+    if ds is None:
+        raise ApiError(404, "unknown dataset", f"{dataset_id!r} is not in the catalogue")
+    return ds, entry
+
+
+def _base(request: Request) -> str:
+    return str(request.base_url).rstrip("/")
+
+
+def _summary(request: Request, dataset_id: str, entry: dict[str, Any]) -> dict[str, Any]:
+    base = f"{_base(request)}/v1/datasets/{dataset_id}"
+    return {"id": dataset_id, "title_ko": entry["title_ko"], "title_en": entry["title_en"],
+            "licence": entry["licence"], "rows": entry["rows"], "version": entry["version"],
+            "links": {"self": base, "rows": f"{base}/rows",
+                      "files": f"{_base(request)}/files/{entry['path']}"}}
+
+
+def _detail(request: Request, release: Release, ds: Dataset, entry: dict[str, Any], store: Store) -> dict[str, Any]:
+    manifest = release.dataset_manifest(ds.id)
+    types = duck.schema(store, release.bulk_parquet(ds.id))
+    return {
+        **_summary(request, ds.id, entry), "release": release.id,
+        "description_ko": ds.description_ko, "description_en": ds.description_en,
+        "primary_key": list(ds.primary_key), "sort": list(ds.sort), "frequency": ds.frequency,
+        "columns": [{"name": c.name, "type": types.get(c.name), "unit": c.unit or None,
+                     "description_ko": c.description_ko, "description_en": c.description_en}
+                    for c in ds.columns if c.name in types],
+        "temporal": manifest.get("temporal"), "periods": manifest.get("periods", []),
+        "sources": manifest.get("sources"),
+        "files": [{**f, "url": f"{_base(request)}/files/{f['path']}"} for f in entry["files"]],
+        "metadata": {name: f"{_base(request)}/files/{entry['path'].rstrip('/')}/{name}"
+                     for name in ("manifest.json", "datapackage.json", "dictionary.html")},
+    }
+
+
+def _rows_response(request: Request, ds: Dataset, table: Any, cursor: str | None, fmt: str) -> Response:
+    next_url = str(request.url.include_query_params(cursor=cursor)) if cursor else None
+    link = {"Link": f'<{next_url}>; rel="next"'} if next_url else {}
+    if fmt == "csv":
+        return StreamingResponse(rows.csv_chunks(table), media_type="text/csv; charset=utf-8",
+                                 headers={"Cache-Control": ROWS_CACHE, **link})
+    if fmt == "parquet":
+        return etagged(request, rows.parquet_bytes(ds, table), "application/vnd.apache.parquet", ROWS_CACHE, link)
+    if fmt == "geojson":
+        return etagged(request, rows.geojson_bytes(ds, table), "application/geo+json", ROWS_CACHE, link)
+    return json_response(request, {"dataset": ds.id, "count": table.num_rows, "rows": rows.json_rows(table),
+                                   "next": next_url}, ROWS_CACHE)
+
+
+def create_app(public_store: Store | None = None) -> FastAPI:
+    """The API over ``public_store`` (default: the configured public side)."""
+    store = public_store or public()
+    live = LiveRelease(store)
+    app = FastAPI(title="Goyang open data API", version="1")
+    app.add_middleware(_GZipExceptFiles, minimum_size=1024)
+    errors.install(app)
+
+    @app.get("/v1/datasets")
+    def list_datasets(request: Request) -> Response:
+        release = live.current()
+        return json_response(request, {"release": release.id, "datasets": [
+            _summary(request, d, e) for d, e in release.manifest["datasets"].items()]})
+
+    @app.get("/v1/datasets/{dataset_id}")
+    def dataset_detail(request: Request, dataset_id: str) -> Response:
+        release = live.current()
+        ds, entry = _dataset(release, dataset_id)
+        return json_response(request, _detail(request, release, ds, entry, store))
+
+    @app.get("/v1/datasets/{dataset_id}/rows")
+    def dataset_rows(request: Request, dataset_id: str,
+                     start: str | None = Query(None, alias="from"), end: str | None = Query(None, alias="to"),
+                     device_id: list[str] = Query([]), district_code: list[str] = Query([]),
+                     where: list[str] = Query([]), order: str | None = None,
+                     limit: int = Query(100, ge=1, le=MAX_LIMIT), cursor: str | None = None,
+                     format: Literal["json", "csv", "parquet", "geojson"] = "json") -> Response:
+        release = live.current()
+        ds, _ = _dataset(release, dataset_id)
+        key = release.bulk_parquet(ds.id)
+        req = query.RowRequest(start, end, tuple(device_id), tuple(district_code), tuple(where), order, limit, cursor)
+        q = query.build(ds, duck.schema(store, key), req, duck.source(store, key))
+        table, next_cursor = rows.page(store, q, limit)
+        return _rows_response(request, ds, table, next_cursor, format)
+
+    @app.get("/v1/latest")
+    def latest(request: Request, dataset: str = "air-quality-station-hourly") -> Response:
+        release = live.current()
+        ds, _ = _dataset(release, dataset)
+        key = release.bulk_parquet(ds.id)
+        sql, params = query.latest(ds, duck.schema(store, key), duck.source(store, key))
+        table = rows.run(store, sql, params)
+        return json_response(request, {"dataset": ds.id, "release": release.id, "count": table.num_rows,
+                                       "rows": rows.json_rows(table)})
+
+    @app.api_route("/files/{path:path}", methods=["GET", "HEAD"])
+    def public_file(request: Request, path: str) -> Response:
+        key = files.safe_key(path)
+        sha = live.current().sha256_of(key) if store.exists("latest.json") else None
+        return files.serve(request, store, files.stat(store, key, sha))
+
+    return app

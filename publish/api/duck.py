@@ -1,0 +1,41 @@
+"""DuckDB for the API: an in-memory connection per request (STYLE rule 8), reading the
+published Parquet files where they are (local path, or S3 through httpfs and a secret)."""
+from __future__ import annotations
+
+from typing import Any
+
+from etl.duck import load_extension
+from etl.storage import Store
+
+
+def connect(store: Store) -> Any:
+    import duckdb
+
+    con = duckdb.connect(config={"threads": 2, "autoinstall_known_extensions": False,
+                                 "autoload_known_extensions": False})
+    if store.is_s3:
+        load_extension(con, "httpfs")
+        sql, params = store.duckdb_secret_sql()
+        con.execute(sql, params)
+    return con
+
+
+def source(store: Store, key: str) -> str:
+    """What ``read_parquet(?)`` is given for a public key."""
+    return store.table_uri(key)
+
+
+_SCHEMAS: dict[tuple[str, str], dict[str, str]] = {}
+
+
+def schema(store: Store, key: str) -> dict[str, str]:
+    """Column name → DuckDB type of a published Parquet file (cached: version paths are immutable)."""
+    cache_key = (store.root, key)
+    if cache_key not in _SCHEMAS:
+        con = connect(store)
+        try:
+            rows = con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [source(store, key)]).fetchall()
+        finally:
+            con.close()
+        _SCHEMAS[cache_key] = {r[0]: r[1] for r in rows}
+    return _SCHEMAS[cache_key]
