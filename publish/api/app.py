@@ -2,6 +2,7 @@
 (:mod:`publish.api.live`) and hands the work to :mod:`query`, :mod:`rows` or :mod:`files`."""
 from __future__ import annotations
 
+import importlib
 from typing import Any, Literal
 
 from fastapi import FastAPI, Query, Request, Response
@@ -17,6 +18,7 @@ from publish.api.live import LiveRelease, Release
 from publish.catalog import Dataset, load_catalogue
 
 MAX_LIMIT = 10_000
+COMPAT_ROUTERS: tuple[str, ...] = ()    # modules of publish.api with router(live, store) -> APIRouter
 ROWS_CACHE = "public, max-age=60"
 
 
@@ -133,4 +135,7 @@ def create_app(public_store: Store | None = None) -> FastAPI:
         sha = live.current().sha256_of(key) if store.exists("latest.json") else None
         return files.serve(request, store, files.stat(store, key, sha))
 
+    for name in COMPAT_ROUTERS:          # compatibility layers: CKAN, data.go.kr
+        module = importlib.import_module(f"publish.api.{name}")
+        app.include_router(module.router(live, store))
     return app
