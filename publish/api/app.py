@@ -2,7 +2,6 @@
 (:mod:`publish.api.live`) and hands the work to :mod:`query`, :mod:`rows` or :mod:`files`."""
 from __future__ import annotations
 
-import importlib
 from typing import Any, Literal
 
 from fastapi import FastAPI, Query, Request, Response
@@ -11,14 +10,13 @@ from starlette.middleware.gzip import GZipMiddleware
 from starlette.types import Receive, Scope, Send
 
 from etl.storage import Store, public
-from publish.api import duck, errors, files, query, rows
+from publish.api import ckan, datagokr, duck, errors, files, query, rows
 from publish.api.errors import ApiError
 from publish.api.http import etagged, json_response
 from publish.api.live import LiveRelease, Release
 from publish.catalog import Dataset, load_catalogue
 
 MAX_LIMIT = 10_000
-COMPAT_ROUTERS: tuple[str, ...] = ()    # modules of publish.api with router(live, store) -> APIRouter
 ROWS_CACHE = "public, max-age=60"
 
 
@@ -135,7 +133,6 @@ def create_app(public_store: Store | None = None) -> FastAPI:
         sha = live.current().sha256_of(key) if store.exists("latest.json") else None
         return files.serve(request, store, files.stat(store, key, sha))
 
-    for name in COMPAT_ROUTERS:          # compatibility layers: CKAN, data.go.kr
-        module = importlib.import_module(f"publish.api.{name}")
-        app.include_router(module.router(live, store))
+    for layer in (ckan, datagokr):       # compatibility layers: CKAN Action API, data.go.kr/AirKorea
+        app.include_router(layer.router(live, store))
     return app

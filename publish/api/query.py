@@ -186,12 +186,15 @@ def build(ds: Dataset, types: dict[str, str], req: RowRequest, source: str) -> Q
 
 
 def latest(ds: Dataset, types: dict[str, str], source: str) -> tuple[str, list[Any]]:
-    """The newest row per entity (the primary key without its time columns)."""
+    """The newest row per entity (the primary key without its time columns) that has a value:
+    rows with only completeness counts (a device offline that hour) do not count as news."""
     entity = [k for k in ds.primary_key if k not in TIME_COLUMNS]
     time = next((c for c in ("period_start", "date") if c in types), None)
     if not entity or time is None or len(entity) == len(ds.primary_key):
         raise ApiError(400, "no latest for this dataset", f"{ds.id} is not a time series per station or district")
     part = ", ".join(quote(k) for k in entity)
+    measured = [c.name for c in ds.columns if c.unit and c.name in types]
+    has_value = f"({' OR '.join(f'{quote(c)} IS NOT NULL' for c in measured)})" if measured else "true"
     sql = (f"SELECT * FROM read_parquet(?) QUALIFY row_number() OVER (PARTITION BY {part} "
-           f"ORDER BY {quote(time)} DESC) = 1 ORDER BY {part}")
+           f"ORDER BY {has_value} DESC, {quote(time)} DESC) = 1 ORDER BY {part}")
     return sql, [source]
