@@ -10,7 +10,7 @@ from starlette.middleware.gzip import GZipMiddleware
 from starlette.types import Receive, Scope, Send
 
 from etl.storage import Store, public
-from publish.api import ckan, datagokr, duck, errors, files, query, rows
+from publish.api import ckan, datagokr, duck, errors, files, limits, query, rows
 from publish.api.errors import ApiError
 from publish.api.http import etagged, json_response
 from publish.api.live import LiveRelease, Release
@@ -82,12 +82,14 @@ def _rows_response(request: Request, ds: Dataset, table: Any, cursor: str | None
                                    "next": next_url}, ROWS_CACHE)
 
 
-def create_app(public_store: Store | None = None) -> FastAPI:
-    """The API over ``public_store`` (default: the configured public side)."""
+def create_app(public_store: Store | None = None, rate_limits: dict[str, Any] | None = None) -> FastAPI:
+    """The API over ``public_store`` (default: the configured public side); ``rate_limits``:
+    keyword arguments of :class:`publish.api.limits.RateLimit`."""
     store = public_store or public()
     live = LiveRelease(store)
     app = FastAPI(title="Goyang open data API", version="1")
     app.add_middleware(_GZipExceptFiles, minimum_size=1024)
+    app.add_middleware(limits.RateLimit, **(rate_limits or {}))
     errors.install(app)
 
     @app.get("/v1/datasets")
@@ -116,6 +118,27 @@ def create_app(public_store: Store | None = None) -> FastAPI:
         q = query.build(ds, duck.schema(store, key), req, duck.source(store, key))
         table, next_cursor = rows.page(store, q, limit)
         return _rows_response(request, ds, table, next_cursor, format)
+
+    @app.get("/v1/series")
+    def series(request: Request, metric: str, dataset: str = "air-quality-station-hourly",
+               bucket: Literal["hour", "day", "week", "month"] = "day",
+               agg: Literal["avg", "min", "max", "sum"] = "avg",
+               start: str | None = Query(None, alias="from"), end: str | None = Query(None, alias="to"),
+               device_id: list[str] = Query([]), district_code: list[str] = Query([]),
+               where: list[str] = Query([])) -> Response:
+        release = live.current()
+        ds, _ = _dataset(release, dataset)
+        key = release.bulk_parquet(ds.id)
+        req = query.RowRequest(start, end, tuple(device_id), tuple(district_code), tuple(where))
+        sql, params = query.series(ds, duck.schema(store, key), req, metric, bucket, agg, duck.source(store, key))
+        rows.check_values([(c, duck.schema(store, key)[c], v) for c, _, v in (w.split(":", 2) for w in where)])
+        table = rows.run(store, sql, params)
+        if table.num_rows > query.MAX_SERIES_ROWS:
+            raise ApiError(400, "too many buckets", f"more than {query.MAX_SERIES_ROWS}: narrow from/to or "
+                                                    "pick a larger bucket")
+        return json_response(request, {"dataset": ds.id, "release": release.id, "metric": metric,
+                                       "bucket": bucket, "agg": agg, "time_zone": "Asia/Seoul",
+                                       "count": table.num_rows, "rows": rows.json_rows(table)}, ROWS_CACHE)
 
     @app.get("/v1/latest")
     def latest(request: Request, dataset: str = "air-quality-station-hourly") -> Response:

@@ -198,3 +198,37 @@ def latest(ds: Dataset, types: dict[str, str], source: str) -> tuple[str, list[A
     sql = (f"SELECT * FROM read_parquet(?) QUALIFY row_number() OVER (PARTITION BY {part} "
            f"ORDER BY {has_value} DESC, {quote(time)} DESC) = 1 ORDER BY {part}")
     return sql, [source]
+
+
+BUCKETS = ("hour", "day", "week", "month")
+AGGREGATES = ("avg", "min", "max", "sum")
+ENTITIES = ("device_id", "district_code", "lot_id", "facility_id")
+NUMERIC = ("DOUBLE", "FLOAT", "INTEGER", "BIGINT", "SMALLINT", "TINYINT", "HUGEINT", "DECIMAL")
+MAX_SERIES_ROWS = 10_000
+
+
+def series(ds: Dataset, types: dict[str, str], req: RowRequest, metric: str, bucket: str, agg: str,
+           source: str) -> tuple[str, list[Any]]:
+    """Time buckets (KST) of one numeric column per station/district: the aggregate and the
+    number of values in each bucket."""
+    _column(ds, types, metric, "metric")
+    if not types[metric].upper().startswith(NUMERIC):
+        raise ApiError(400, "metric is not numeric", f"{metric!r} is {types[metric]}; pick a numeric column")
+    if bucket not in BUCKETS or agg not in AGGREGATES:
+        raise ApiError(400, "invalid bucket or agg", f"bucket one of {', '.join(BUCKETS)}; agg one of "
+                                                     f"{', '.join(AGGREGATES)}")
+    if "period_start" not in types:
+        raise ApiError(400, "not a time series", f"{ds.id} has no period_start")
+    conds, params = [], []
+    for make in (_time_filters, _equal_filters, _where_filters):
+        c, p = make(ds, types, req)
+        conds += c
+        params += p
+    entity = next((k for k in ENTITIES if k in ds.primary_key and k in types), None)
+    keys = f"{quote(entity)}, " if entity else ""
+    where = " WHERE " + " AND ".join(conds) if conds else ""
+    local = "date_trunc('" + bucket + "', timezone('Asia/Seoul', period_start))"
+    sql = (f"SELECT {keys}strftime({local}, '%Y-%m-%dT%H:%M:%S+09:00') AS bucket_start, "
+           f"{agg}({quote(metric)}) AS value, count({quote(metric)}) AS n "
+           f"FROM read_parquet(?){where} GROUP BY ALL ORDER BY {keys}bucket_start LIMIT ?")
+    return sql, [source, *params, MAX_SERIES_ROWS + 1]

@@ -351,3 +351,47 @@ def test_a_new_release_is_served_without_restart(api: dict[str, Any]) -> None:
     detail = api["client"].get(f"/v1/datasets/{AQ}").json()
     assert detail["release"] == result["release"]
     assert _rows(api["client"], AQ, limit=1).json()["rows"][0]["status"] == "validated"
+
+
+def test_series_buckets_by_kst_day_per_station(api: dict[str, Any]) -> None:
+    import pyarrow.compute as pc
+
+    _, table = _bulk(api["public"], AQ)
+    device = sorted(set(table["device_id"].to_pylist()))[0]
+    r = api["client"].get("/v1/series", params={"metric": "pm25", "bucket": "day", "device_id": device})
+    assert r.status_code == 200, r.text
+    got = {row["bucket_start"][:10]: (row["value"], row["n"]) for row in r.json()["rows"]}
+    mine = table.filter(pc.equal(table["device_id"], device))
+    for day in sorted(set(mine["date"].to_pylist())):
+        values = [v for d, v in zip(mine["date"].to_pylist(), mine["pm25"].to_pylist()) if d == day and v is not None]
+        value, n = got[day.isoformat()]
+        assert n == len(values) and (value is None if not values else abs(value - sum(values) / len(values)) < 1e-9)
+    assert all(row["bucket_start"].endswith("+09:00") for row in r.json()["rows"])
+    for bad in ({"metric": "district_ko"}, {"metric": "nope"}, {"metric": "pm25", "bucket": "year"},
+                {"metric": "pm25", "where": "pm25:gt:abc"}, {"metric": "pm25", "where": "broken"}):
+        resp = api["client"].get("/v1/series", params=bad)
+        assert resp.status_code == 400 and resp.json()["error"], bad
+
+
+def test_rate_limit_headers_on_every_response_and_on_429(api: dict[str, Any],
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from fastapi.testclient import TestClient
+
+    from publish.api.app import create_app
+
+    now = [1000.0]
+    monkeypatch.setenv("CITYLAKE_API_KEYS", "city-partner-1")
+    app = create_app(api["store"], rate_limits={"anonymous": 3, "keyed": 5, "window_s": 60, "clock": lambda: now[0]})
+    with TestClient(app) as client:
+        seen = [client.get("/v1/datasets") for _ in range(3)]
+        assert [r.headers["x-ratelimit-remaining"] for r in seen] == ["2", "1", "0"]
+        assert all(r.headers["x-ratelimit-limit"] == "3" for r in seen)
+        blocked = client.get("/v1/datasets/nope")
+        assert blocked.status_code == 429 and blocked.json()["error"] == "rate limit exceeded"
+        assert blocked.headers["x-ratelimit-remaining"] == "0" and int(blocked.headers["retry-after"]) > 0
+        keyed = client.get("/v1/datasets", headers={"X-API-Key": "city-partner-1"})
+        assert keyed.status_code == 200 and keyed.headers["x-ratelimit-limit"] == "5"
+        wrong_key = client.get("/v1/datasets", headers={"X-API-Key": "guess"})
+        assert wrong_key.status_code == 429                     # an unknown key counts as anonymous
+        now[0] += 60                                            # the next window
+        assert client.get("/v1/datasets").status_code == 200
