@@ -114,3 +114,9 @@ def write_database_file(path: str, store: Store | None = None) -> list[str]:
         return names + ["devices"]
     finally:
         con.close()
+
+
+def identifier(name: str) -> str:
+    """A column or table name as a quoted SQL identifier (names come from config, values are
+    always bound parameters)."""
+    return '"' + name.replace('"', '""') + '"'

@@ -111,3 +111,10 @@ def polygon(polygons: tuple) -> str:
     if len(coords) == 1:
         return json.dumps({"type": "Polygon", "coordinates": coords[0]}, separators=(",", ":"))
     return json.dumps({"type": "MultiPolygon", "coordinates": coords}, separators=(",", ":"))
+
+
+def content_type(path: str) -> str:
+    """The Content-Type of a published file, by its extension."""
+    ext = path.rsplit(".", 1)[-1]
+    return {"json": "application/json", "html": "text/html; charset=utf-8", "jsonld": "application/ld+json",
+            **MEDIA_TYPES}.get(ext, "application/octet-stream")

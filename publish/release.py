@@ -38,6 +38,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from etl import failpoints
+from etl.duck import identifier
 from etl.storage import GOLD, Store, lake, public
 from publish import formats, licences, privacy
 from publish.catalog import (REGISTRY, Catalogue, CatalogueError, Dataset, load_catalogue, registry_columns,
@@ -177,8 +178,8 @@ def with_revisions(ds: Dataset, table: pa.Table, previous: pa.Table | None) -> t
     try:
         values = [c for c in table.column_names if c not in ("status", "revision")]
         con.register("cur", table)
-        key = ", ".join(_q(c) for c in ds.primary_key)
-        digest = "md5(to_json(struct_pack(" + ", ".join(f"{_q(c)} := {_q(c)}" for c in values) + ")))"
+        key = ", ".join(identifier(c) for c in ds.primary_key)
+        digest = "md5(to_json(struct_pack(" + ", ".join(f"{identifier(c)} := {identifier(c)}" for c in values) + ")))"
         if previous is None or any(c not in previous.column_names for c in (*ds.primary_key, "revision")):
             previous = table.append_column("revision", pa.array([0] * table.num_rows, pa.int32())).slice(0, 0)
         con.register("prev_rows", previous)
@@ -187,7 +188,7 @@ def with_revisions(ds: Dataset, table: pa.Table, previous: pa.Table | None) -> t
         prev_digest = digest if same_shape else "NULL"
         con.execute(f"CREATE TEMP TABLE prev AS SELECT {key}, revision, {prev_digest} AS h, "
                     f"strftime(date, '%Y-%m') AS month FROM prev_rows")
-        on = " AND ".join(f"c.{_q(k)} IS NOT DISTINCT FROM p.{_q(k)}" for k in ds.primary_key)
+        on = " AND ".join(f"c.{identifier(k)} IS NOT DISTINCT FROM p.{identifier(k)}" for k in ds.primary_key)
         con.execute(f"CREATE TEMP TABLE c AS SELECT *, {digest} AS _h FROM cur")
         out = con.execute(f"""
             SELECT c.* EXCLUDE (_h),
@@ -208,10 +209,6 @@ def with_revisions(ds: Dataset, table: pa.Table, previous: pa.Table | None) -> t
     for month, n in removed:
         changes.setdefault(month, {"added": 0, "changed": 0, "removed": 0})["removed"] += n
     return out.drop_columns(["_change"]), dict(sorted(changes.items()))
-
-
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def geometries(ds: Dataset, table: pa.Table) -> list[str | None] | None:
@@ -298,21 +295,19 @@ def build_dataset(ds: Dataset, catalogue: Catalogue, snap: dict[str, dict[str, A
     key = inputs_key(ds, {"lake": {table_key: snap[table_key]}, "statuses": _statuses(table),
                           "last_date": _last_date(table), "sources": sources,
                           "embargo": as_of.isoformat() if ds.embargo_until else None})
-    if previous and not again:              # nothing changed since the live version: keep it
-        prefix = f"datasets/{ds.id}/{previous['version']}"
-        manifest = json.loads(public_store.get(f"{prefix}/manifest.json"))
-        if manifest.get("inputs") == key:
-            return Built(manifest, {}, _schema_of(public_store, prefix, manifest))
+    live_version = _version(public_store, ds.id, previous["version"]) if previous else None
+    if live_version and not again and live_version[1].get("inputs") == key:   # unchanged: keep it
+        return Built(live_version[1], {}, _schema_of(public_store, *live_version))
     version = version_of(key, (previous or {}).get("version"))
     prefix = f"datasets/{ds.id}/{version}"
     if not again and public_store.exists(f"{prefix}/manifest.json"):
-        manifest = json.loads(public_store.get(f"{prefix}/manifest.json"))
-        return Built(manifest, {}, _schema_of(public_store, prefix, manifest))
+        existing = _version(public_store, ds.id, version)
+        return Built(existing[1], {}, _schema_of(public_store, *existing))
     problems = privacy.check_rows(ds.id, ds.domain, table, as_of, get_settings().gold_daycare_min_count,
                                   ds.embargo_until, ds.embargo_columns)
     if problems:
         gate.findings.extend(problems)
-    prev_rows = _previous_rows(public_store, previous)
+    prev_rows = _previous_rows(public_store, live_version)
     table, changes = with_revisions(ds, table, prev_rows)
     files = file_set(ds, table)
     manifest: dict[str, Any] = {
@@ -368,20 +363,28 @@ def _periods(table: pa.Table, files: dict[str, tuple[str, str | None, bytes, int
     return out
 
 
-def _previous_rows(public_store: Store, previous: dict[str, Any] | None) -> pa.Table | None:
+def _version(public_store: Store, dataset_id: str, version: str) -> tuple[str, dict[str, Any]]:
+    """(prefix, manifest) of a published dataset version."""
+    prefix = f"datasets/{dataset_id}/{version}"
+    return prefix, json.loads(public_store.get(f"{prefix}/manifest.json"))
+
+
+def _whole_parquet(prefix: str, manifest: dict[str, Any]) -> str:
+    """Key of a version's whole-dataset Parquet file."""
+    return prefix + "/" + next(f["path"] for f in manifest["files"] if f["format"] == "parquet" and f["period"] is None)
+
+
+def _previous_rows(public_store: Store, live_version: tuple[str, dict[str, Any]] | None) -> pa.Table | None:
     """The rows of the dataset's live version (its "all" Parquet file), for revisions."""
-    if not previous:
+    if not live_version:
         return None
-    prefix = f"datasets/{previous['dataset']}/{previous['version']}"
-    manifest = json.loads(public_store.get(f"{prefix}/manifest.json"))
-    path = next(f["path"] for f in manifest["files"] if f["format"] == "parquet" and f["period"] is None)
-    return pq.read_table(io.BytesIO(public_store.get(f"{prefix}/{path}")))
+    return pq.read_table(io.BytesIO(public_store.get(_whole_parquet(*live_version))))
 
 
 def _schema_of(public_store: Store, prefix: str, manifest: dict[str, Any]) -> pa.Schema:
-    path = next(f["path"] for f in manifest["files"] if f["format"] == "parquet" and f["period"] is None)
-    data = public_store.get(f"{prefix}/{path}")
-    return pq.ParquetFile(io.BytesIO(data)).schema_arrow
+    """The schema from the file's footer only (no download of the whole file)."""
+    fs, root = public_store.arrow_filesystem()
+    return pq.read_schema(f"{root}/{_whole_parquet(prefix, manifest)}", filesystem=fs)
 
 
 def _json(doc: Any) -> bytes:
@@ -437,7 +440,7 @@ def publish(as_of: date | None = None, datasets: list[str] | None = None, lake_s
     for ds in chosen:
         prev = previous.get(ds.id)
         b = build_dataset(ds, catalogue, snap, as_of, lake_store, public_store,
-                          {**prev, "dataset": ds.id} if prev else None, gate, issued, base_url)
+                          prev, gate, issued, base_url)
         if b is not None:
             built[ds.id] = b
     gate.raise_if_failed()                  # nothing of this release was written yet
@@ -450,7 +453,7 @@ def publish(as_of: date | None = None, datasets: list[str] | None = None, lake_s
     for ds_id, b in built.items():          # new dataset versions: data files, then manifest last
         for path, data in sorted(b.files.items()):
             failpoints.hit("publish.file")
-            public_store.put_if_absent(f"{b.prefix}/{path}", data, _content_type(path))
+            public_store.put_if_absent(f"{b.prefix}/{path}", data, formats.content_type(path))
         if b.files:                         # the release that first published this version
             b.manifest["release"] = release
             public_store.put_if_absent(f"{b.prefix}/manifest.json", _json(b.manifest), "application/json")
@@ -468,12 +471,6 @@ def publish(as_of: date | None = None, datasets: list[str] | None = None, lake_s
             "new_versions": sorted(d for d, b in built.items() if b.files),
             "rows": {d: e["rows"] for d, e in entries.items()}, "privacy_gate": gate.report(),
             "seconds": time.perf_counter() - t0}
-
-
-def _content_type(path: str) -> str:
-    ext = path.rsplit(".", 1)[-1]
-    return {"json": "application/json", "html": "text/html; charset=utf-8", "jsonld": "application/ld+json",
-            **{k: v for k, v in formats.MEDIA_TYPES.items()}}.get(ext, "application/octet-stream")
 
 
 def _dataset_entries(catalogue: Catalogue, built: dict[str, Built], previous: dict[str, Any],
@@ -519,7 +516,7 @@ def _write_release(public_store: Store, lake_store: Store, release: str, manifes
     gate.scan(f"{prefix}/catalog.jsonld", dcat, "text")
     gate.raise_if_failed()
     for path, data in sorted(docs.items()):
-        public_store.put_if_absent(f"{prefix}/quality/{path}", data, _content_type(path))
+        public_store.put_if_absent(f"{prefix}/quality/{path}", data, formats.content_type(path))
     public_store.put_if_absent(f"{prefix}/catalog.jsonld", dcat, "application/ld+json")
     manifest["quality_reports"] = f"{prefix}/quality/index.html" if docs else None
     public_store.put_if_absent(f"{prefix}/manifest.json", _json(manifest), "application/json")
@@ -596,7 +593,7 @@ def rebuild(release: str, lake_store: Store | None = None, public_store: Store |
     checked, differing = 0, []
     for ds_id, entry in manifest["datasets"].items():
         published = json.loads(public_store.get(entry["path"] + "manifest.json"))
-        previous = ({"dataset": ds_id, "version": published["previous_version"]}
+        previous = ({"version": published["previous_version"]}
                     if published.get("previous_version") else None)
         built = build_dataset(catalogue.datasets[ds_id], catalogue, manifest["lake"], as_of, lake_store, public_store,
                               previous, privacy.Gate(), published["issued"], base_url, again=True)

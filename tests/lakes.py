@@ -7,6 +7,8 @@ Airflow, no sockets. Tests that change the lake copy it first (:func:`copy_lake`
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -64,3 +66,49 @@ def build_lake(root: Path, days: tuple[date, ...] = (DAY,), late: str = "") -> d
 
 def copy_lake(src: Path, dst: Path) -> None:
     shutil.copytree(src / "lake", dst / "lake")
+
+
+@contextmanager
+def released_lake(tmp_path_factory: pytest.TempPathFactory, name: str,
+                  as_of: date = date(2026, 11, 29)) -> Iterator[tuple[Path, Any]]:
+    """A lake built from the simulated day and a release of it as of ``as_of``: (root, public
+    store). The environment points at them while the context is open."""
+    from etl.storage import public
+    from publish.catalog import load_catalogue
+    from publish.release import publish
+
+    root = tmp_path_factory.mktemp(name)
+    with pytest.MonkeyPatch.context() as mp:
+        lake_environment(mp, root)
+        load_catalogue.cache_clear()
+        build_lake(root)
+        publish(as_of=as_of)
+        yield root, public()
+    load_catalogue.cache_clear()
+    clear_caches()
+
+
+@contextmanager
+def serving(app: Any) -> Iterator[str]:
+    """``app`` under uvicorn on a free loopback port, in a thread; yields its base URL."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert server.started
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

@@ -130,8 +130,9 @@ def create_app(public_store: Store | None = None, rate_limits: dict[str, Any] | 
         ds, _ = _dataset(release, dataset)
         key = release.bulk_parquet(ds.id)
         req = query.RowRequest(start, end, tuple(device_id), tuple(district_code), tuple(where))
-        sql, params = query.series(ds, duck.schema(store, key), req, metric, bucket, agg, duck.source(store, key))
-        rows.check_values([(c, duck.schema(store, key)[c], v) for c, _, v in (w.split(":", 2) for w in where)])
+        types = duck.schema(store, key)
+        sql, params = query.series(ds, types, req, metric, bucket, agg, duck.source(store, key))
+        rows.check_values([(c, types[c], v) for c, _, v in (w.split(":", 2) for w in where)])
         table = rows.run(store, sql, params)
         if table.num_rows > query.MAX_SERIES_ROWS:
             raise ApiError(400, "too many buckets", f"more than {query.MAX_SERIES_ROWS}: narrow from/to or "

@@ -35,7 +35,7 @@ from etl.storage import Store
 from etl.timeutil import format_kst_hour
 from publish.api import duck
 from publish.api.live import LiveRelease
-from publish.release import _q as quote
+from etl.duck import identifier as quote
 
 PATH = "/B552584/ArpltnInforInqireSvc/getMsrstnAcctoRltmMesureDnsty"
 DATASET = "air-quality-station-hourly"

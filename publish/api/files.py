@@ -13,9 +13,9 @@ from fastapi import Request, Response
 from fastapi.responses import StreamingResponse
 
 from etl.storage import Store
+from publish import formats
 from publish.api.errors import ApiError
 from publish.api.http import etag_matches
-from publish.release import _content_type
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 SHORT = "public, max-age=60, must-revalidate"
@@ -104,7 +104,7 @@ def serve(request: Request, store: Store, info: FileInfo) -> Response:
     headers = {"ETag": info.etag, "Cache-Control": cache_control(info.key), "Accept-Ranges": "bytes"}
     if etag_matches(request.headers.get("if-none-match"), info.etag):
         return Response(status_code=304, headers=headers)
-    media_type = _content_type(info.key)
+    media_type = formats.content_type(info.key)
     rng = parse_range(request.headers.get("range"), info.size)
     if rng is None:
         start, end, status = 0, info.size - 1, 200

@@ -18,7 +18,7 @@ from typing import Any
 from etl.timeutil import KST
 from publish.api.errors import ApiError
 from publish.catalog import Dataset
-from publish.release import _q as quote
+from etl.duck import identifier as quote
 
 OPS = {"eq": "=", "ne": "<>", "lt": "<", "le": "<=", "gt": ">", "ge": ">="}
 TIME_COLUMNS = ("date", "hour", "period_start", "period_end")

@@ -7,9 +7,6 @@ import csv
 import hashlib
 import io
 import json
-import socket
-import threading
-import time
 from datetime import date
 from pathlib import Path
 from typing import Any, Iterator
@@ -20,8 +17,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from publish.formats import as_text_values
-from tests.conftest import clear_caches
-from tests.lakes import build_lake, lake_environment
+from tests.lakes import lake_environment, released_lake, serving
 
 AS_OF = date(2026, 11, 29)
 AQ = "air-quality-station-hourly"
@@ -30,22 +26,12 @@ AQ = "air-quality-station-hourly"
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """A lake, a release of it, and a client on the API over its public side."""
-    from etl.storage import public
     from publish.api.app import create_app
-    from publish.catalog import load_catalogue
-    from publish.release import publish
 
-    root = tmp_path_factory.mktemp("api-lake")
-    with pytest.MonkeyPatch.context() as mp:
-        lake_environment(mp, root)
-        load_catalogue.cache_clear()
-        build_lake(root)
-        publish(as_of=AS_OF)
-        store = public()
-        with TestClient(create_app(store)) as client:
-            yield {"client": client, "public": root / "public", "store": store, "app": create_app(store)}
-    load_catalogue.cache_clear()
-    clear_caches()
+    with released_lake(tmp_path_factory, "api-lake", AS_OF) as (root, store):
+        app = create_app(store)
+        with TestClient(app) as client:
+            yield {"client": client, "public": root / "public", "store": store, "app": app}
 
 
 def _live(public: Path) -> dict[str, Any]:
@@ -305,37 +291,19 @@ def test_files_refuse_path_escapes(api: dict[str, Any]) -> None:
         assert r.status_code == 404 and r.json()["error"] == "not found", url
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_duckdb_reads_a_parquet_file_over_http_from_a_real_server(api: dict[str, Any]) -> None:
     import duckdb
-    import uvicorn
 
     from etl.duck import load_extension
 
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(api["app"], host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 10
-        while not server.started and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert server.started
+    with serving(api["app"]) as base:
         path, table = _bulk(api["public"], AQ)
         con = duckdb.connect()
         load_extension(con, "httpfs")
         n, devices = con.execute("SELECT count(*), count(DISTINCT device_id) FROM read_parquet(?)",
-                                 [f"http://127.0.0.1:{port}/files/{path}"]).fetchone()
+                                 [f"{base}/files/{path}"]).fetchone()
         con.close()
-        assert (n, devices) == (table.num_rows, len(set(table["device_id"].to_pylist())))
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    assert (n, devices) == (table.num_rows, len(set(table["device_id"].to_pylist())))
 
 
 def test_a_new_release_is_served_without_restart(api: dict[str, Any]) -> None:

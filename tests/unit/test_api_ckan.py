@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import socket
-import threading
-import time
 from datetime import date
 from pathlib import Path
 from typing import Any, Iterator
@@ -19,54 +16,22 @@ import pytest
 import requests
 
 from publish.formats import as_text_values
-from tests.conftest import clear_caches
-from tests.lakes import build_lake, lake_environment
+from tests.lakes import released_lake, serving
 
 AS_OF = date(2026, 11, 29)
 AQ = "air-quality-station-hourly"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def ckan(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """A lake, a release of it, the API with the CKAN router served by uvicorn, and a client."""
-    import uvicorn
-
-    from etl.storage import public
     from publish.api.app import create_app
-    from publish.catalog import load_catalogue
-    from publish.release import publish
 
-    root = tmp_path_factory.mktemp("ckan-lake")
-    with pytest.MonkeyPatch.context() as mp:
-        lake_environment(mp, root)
-        load_catalogue.cache_clear()
-        build_lake(root)
-        publish(as_of=AS_OF)
-        store = public()
+    with released_lake(tmp_path_factory, "ckan-lake", AS_OF) as (root, store):
         app = create_app(store)
         assert any(getattr(r, "path", "").startswith("/api/3") for r in app.routes)
-        port = _free_port()
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        try:
-            deadline = time.monotonic() + 10
-            while not server.started and time.monotonic() < deadline:
-                time.sleep(0.05)
-            assert server.started
-            base = f"http://127.0.0.1:{port}"
+        with serving(app) as base:
             yield {"ck": ckanapi.RemoteCKAN(base), "base": base, "public": root / "public"}
-        finally:
-            server.should_exit = True
-            thread.join(timeout=10)
-    load_catalogue.cache_clear()
-    clear_caches()
 
 
 def _live(public: Path) -> dict[str, Any]:

@@ -14,8 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from etl.timeutil import KST
-from tests.conftest import clear_caches
-from tests.lakes import build_lake, lake_environment
+from tests.lakes import released_lake
 
 AS_OF = date(2026, 11, 29)
 AQ = "air-quality-station-hourly"
@@ -30,18 +29,9 @@ METRIC_FIELD = {"pm10": "pm10Value", "pm25": "pm25Value", "o3": "o3Value", "no2"
 
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    from etl.storage import public
     from publish.api.app import create_app
-    from publish.catalog import load_catalogue
-    from publish.release import publish
 
-    root = tmp_path_factory.mktemp("datagokr-lake")
-    with pytest.MonkeyPatch.context() as mp:
-        lake_environment(mp, root)
-        load_catalogue.cache_clear()
-        build_lake(root)
-        publish(as_of=AS_OF)
-        store = public()
+    with released_lake(tmp_path_factory, "datagokr-lake", AS_OF) as (root, store):
         app = create_app(store)
         assert any(getattr(r, "path", "").startswith("/B552584") for r in app.routes)
         pointer = json.loads((root / "public" / "latest.json").read_text())
@@ -51,8 +41,6 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         table = pq.read_table(root / "public" / path)
         with TestClient(app) as client:
             yield {"client": client, "table": table}
-    load_catalogue.cache_clear()
-    clear_caches()
 
 
 def _get(api: dict[str, Any], **params: Any) -> Any:

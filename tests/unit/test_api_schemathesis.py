@@ -10,26 +10,15 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 
-from tests.conftest import clear_caches
-from tests.lakes import build_lake, lake_environment
+from tests.lakes import released_lake
 
 
 @pytest.fixture(scope="module")
 def api_schema(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from etl.storage import public
     from publish.api.app import create_app
-    from publish.catalog import load_catalogue
-    from publish.release import publish
 
-    root = tmp_path_factory.mktemp("schemathesis-lake")
-    with pytest.MonkeyPatch.context() as mp:
-        lake_environment(mp, root)
-        load_catalogue.cache_clear()
-        build_lake(root)
-        publish(as_of=date(2026, 11, 29))
-        yield schemathesis.openapi.from_asgi("/openapi.json", create_app(public()))
-    load_catalogue.cache_clear()
-    clear_caches()
+    with released_lake(tmp_path_factory, "schemathesis-lake", date(2026, 11, 29)) as (_, store):
+        yield schemathesis.openapi.from_asgi("/openapi.json", create_app(store))
 
 
 def test_no_input_makes_a_server_error(api_schema: Any) -> None:
