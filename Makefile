@@ -7,11 +7,12 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test venv bench clean
 
-$(STAMP): requirements/lock.txt pyproject.toml
+$(STAMP): requirements/lock.txt pyproject.toml publish/portal/vendor.py
 	@$(UV) --version >/dev/null 2>&1 || $(PY) -m pip install --quiet uv
 	$(UV) venv --quiet --allow-existing -p $(PY) $(VENV)
 	$(UV) pip install --quiet -p $(VENV) --compile-bytecode -r requirements/lock.txt
 	$(UV) pip install --quiet -p $(VENV) --compile-bytecode --no-deps -e .
+	$(VENV)/bin/citylake publish vendor
 	@touch $(STAMP)
 
 venv: $(STAMP)

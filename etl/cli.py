@@ -299,8 +299,24 @@ def cmd_publish(args: argparse.Namespace) -> int:
             print(f"{ds.id:<30}{ds.licence:<8}{ds.frequency:<8}{ds.title_ko} / {ds.title_en}  "
                   f"[{', '.join(sources_of(ds)) or 'registry'}]")
         return 0
-    from etl.storage import public
+    if args.action == "vendor":
+        from publish.portal import vendor
 
+        root = vendor.ensure()
+        print(f"portal libraries in {root}: " + ", ".join(f"{p.name}@{p.version}" for p in vendor.PACKAGES))
+        return 0
+    from etl.storage import lake, public
+
+    if args.action == "portal":
+        from publish import privacy
+        from publish.portal import publish_site
+
+        current = release.live(public())
+        if current is None:
+            raise SystemExit("nothing is published yet: run `citylake publish` first")
+        n = publish_site(public(), current, release.base_url_of(public()), privacy.load(lake()))
+        print(f"portal: {n} files for release {current['release']} under {public().uri('portal')}/")
+        return 0
     if args.action == "changes":
         history = changes.history(public())
         since = datetime.fromisoformat(args.since) if args.since else None
@@ -409,9 +425,10 @@ def main(argv: list[str] | None = None) -> int:
     ag.set_defaults(func=cmd_aggregate)
 
     pb = sub.add_parser("publish", help="open data: make a release (default), list the datasets, the changes "
-                                        "feed, verify the live release, or rebuild a release and compare its bytes")
+                                        "feed, verify the live release, rebuild a release and compare its bytes, "
+                                        "regenerate the portal, or fetch the portal's npm libraries")
     pb.add_argument("action", nargs="?", default="release",
-                    choices=["release", "datasets", "changes", "verify", "rebuild"])
+                    choices=["release", "datasets", "changes", "verify", "rebuild", "portal", "vendor"])
     pb.add_argument("--release", help="rebuild: the release to rebuild and compare (default: the live one)")
     pb.add_argument("--as-of", dest="as_of", type=_day, help="release: KST date the release is as of (default today)")
     pb.add_argument("--dataset", action="append", help="release: only this dataset (repeatable; others stay as live)")

@@ -10,7 +10,7 @@ import logging
 import os
 import shutil
 import time
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -171,6 +171,9 @@ def _report_release(settings: Any) -> None:
         print(f"  {day}  {district:<14}CAI max {cai if cai is not None else '-':>4}  {status} r{revision}")
     print(f"public:  {root}/latest.json → releases/{current['release']}/manifest.json; "
           f"catalog.jsonld, changes.json, feeds/alerts.ko.atom")
+    pages = sum(1 for _ in Path(root, "portal").rglob("*.html")) if Path(root, "portal").is_dir() else 0
+    print(f"portal:  {root}/portal/index.html ({pages} pages, Korean and English); "
+          "`.venv/bin/citylake serve` → http://127.0.0.1:8800/ (portal, API, /docs)")
 
 
 def report(results: dict[str, Any], settings: Any, elapsed: float, day: date = DEFAULT_DAY) -> None:

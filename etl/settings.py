@@ -55,6 +55,9 @@ class Settings:
     alerts_days: int
     alerts_light_cluster_min: int
     alerts_bins_overflowing_min: int
+    # the portal's map: a tile URL template (null: district outlines only, works offline)
+    portal_tiles_url: str | None
+    portal_tiles_attribution: str | None
 
     def s3_credentials(self) -> dict[str, str]:
         """Access key, secret and endpoint for s3:// URIs.

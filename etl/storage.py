@@ -94,6 +94,34 @@ class Store:
             return _s3_client(self.settings).get_object(Bucket=bucket, Key=k)["Body"].read()
         return self._local(key).read_bytes()
 
+    def head(self, key: str) -> tuple[int, str] | None:
+        """(size in bytes, a tag that changes when the bytes do) of an object, or None if there
+        is none: one HEAD on S3 (its ETag), a stat locally (size and mtime)."""
+        if self.is_s3:
+            bucket, k = self._bucket_key(key)
+            try:
+                meta = _s3_client(self.settings).head_object(Bucket=bucket, Key=k)
+            except Exception as exc:
+                code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
+                if code in ("404", "NoSuchKey", "NotFound"):
+                    return None
+                raise
+            return int(meta["ContentLength"]), meta["ETag"].strip('"')
+        path = self._local(key)
+        if not path.is_file():
+            return None
+        st = path.stat()
+        return st.st_size, f"{st.st_size}-{st.st_mtime_ns}"
+
+    def get_range(self, key: str, start: int, end: int) -> bytes:
+        """Bytes ``start``..``end`` (inclusive) of an object: a ranged GET on S3, a seek locally."""
+        if self.is_s3:
+            bucket, k = self._bucket_key(key)
+            return _s3_client(self.settings).get_object(Bucket=bucket, Key=k, Range=f"bytes={start}-{end}")["Body"].read()
+        with self._local(key).open("rb") as f:
+            f.seek(start)
+            return f.read(end - start + 1)
+
     def exists(self, key: str) -> bool:
         if self.is_s3:
             bucket, k = self._bucket_key(key)

@@ -117,4 +117,7 @@ def content_type(path: str) -> str:
     """The Content-Type of a published file, by its extension."""
     ext = path.rsplit(".", 1)[-1]
     return {"json": "application/json", "html": "text/html; charset=utf-8", "jsonld": "application/ld+json",
+            "js": "text/javascript; charset=utf-8", "mjs": "text/javascript; charset=utf-8",
+            "css": "text/css; charset=utf-8", "png": "image/png", "svg": "image/svg+xml", "wasm": "application/wasm",
+            "atom": "application/atom+xml", "txt": "text/plain; charset=utf-8",
             **MEDIA_TYPES}.get(ext, "application/octet-stream")

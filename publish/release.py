@@ -531,7 +531,7 @@ def _data_docs(lake_store: Store) -> dict[str, bytes]:
 def _after_switch(public_store: Store, lake_store: Store, manifest: dict[str, Any], base_url: str, as_of: date,
                   gate: privacy.Gate) -> None:
     """Files derived from the live release (safe to redo: same release, same bytes)."""
-    from publish import changes, feeds
+    from publish import changes, feeds, portal
 
     history = changes.record(public_store, manifest)
     public_store.put(CHANGES, _json(changes.feed(history)), "application/json")
@@ -548,6 +548,7 @@ def _after_switch(public_store: Store, lake_store: Store, manifest: dict[str, An
     gate.raise_if_failed()
     for path, data in rendered.items():
         public_store.put(path, data, "application/atom+xml" if path.endswith(".atom") else "application/feed+json")
+    portal.publish_site(public_store, manifest, base_url, gate)
 
 
 def _gold_session(lake_store: Store) -> Any:

@@ -5,26 +5,30 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from fastapi import FastAPI, Query, Request, Response
-from fastapi.responses import StreamingResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import RedirectResponse, StreamingResponse
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.types import Receive, Scope, Send
 
 from etl.storage import Store, public
-from publish.api import ckan, datagokr, duck, errors, files, limits, query, rows
+from publish.api import ckan, datagokr, duck, errors, files, limits, query, rows, schemas, sta
 from publish.api.errors import ApiError
 from publish.api.http import etagged, json_response
 from publish.api.live import LiveRelease, Release
 from publish.catalog import Dataset, load_catalogue
+from publish.release import POINTER
 
 MAX_LIMIT = 10_000
 ROWS_CACHE = "public, max-age=60"
+COMPRESSED = ("/v1/", "/api/", "/sta/", "/openapi.json", "/docs", "/redoc")
 
 
 class _GZipExceptFiles(GZipMiddleware):
-    """Compress JSON and CSV, never ``/files/``: a range must count the file's own bytes."""
+    """Compress the API's JSON and CSV, never a public file (``/files/…`` or the public tree at
+    the root): a range must count the file's own bytes."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith("/files/"):
+        if scope["type"] == "http" and not scope["path"].startswith(COMPRESSED):
             await self.app(scope, receive, send)
             return
         await super().__call__(scope, receive, send)
@@ -87,24 +91,34 @@ def create_app(public_store: Store | None = None, rate_limits: dict[str, Any] | 
     keyword arguments of :class:`publish.api.limits.RateLimit`."""
     store = public_store or public()
     live = LiveRelease(store)
-    app = FastAPI(title="Goyang open data API", version="1")
+    app = FastAPI(title="Goyang open data API", version="1", docs_url=None, redoc_url=None)
     app.add_middleware(_GZipExceptFiles, minimum_size=1024)
     app.add_middleware(limits.RateLimit, **(rate_limits or {}))
     errors.install(app)
+    schemas.install(app)
 
-    @app.get("/v1/datasets")
+    @app.get("/v1/datasets", responses={
+        **schemas.json_ok(schemas.DatasetList, "every dataset of the live release"),
+        **schemas.NOT_MODIFIED, **schemas.errors(503)}, openapi_extra=schemas.CONDITIONAL)
     def list_datasets(request: Request) -> Response:
         release = live.current()
         return json_response(request, {"release": release.id, "datasets": [
             _summary(request, d, e) for d, e in release.manifest["datasets"].items()]})
 
-    @app.get("/v1/datasets/{dataset_id}")
+    @app.get("/v1/datasets/{dataset_id}", responses={
+        **schemas.json_ok(schemas.DatasetDetail, "the dataset: columns, periods, files, sources"),
+        **schemas.NOT_MODIFIED, **schemas.errors(404, 503)}, openapi_extra=schemas.CONDITIONAL)
     def dataset_detail(request: Request, dataset_id: str) -> Response:
         release = live.current()
         ds, entry = _dataset(release, dataset_id)
         return json_response(request, _detail(request, release, ds, entry, store))
 
-    @app.get("/v1/datasets/{dataset_id}/rows")
+    @app.get("/v1/datasets/{dataset_id}/rows", responses={
+        **schemas.json_ok(schemas.RowsPage, "a page of rows, as format= asks",
+                          {"text/csv": schemas.TEXT, "application/vnd.apache.parquet": schemas.BINARY,
+                           "application/geo+json": {"schema": schemas.ref(schemas.FeatureCollection)}},
+                          schemas.NEXT_LINK),
+        **schemas.NOT_MODIFIED, **schemas.errors(400, 404, 503)}, openapi_extra=schemas.CONDITIONAL)
     def dataset_rows(request: Request, dataset_id: str,
                      start: str | None = Query(None, alias="from"), end: str | None = Query(None, alias="to"),
                      device_id: list[str] = Query([]), district_code: list[str] = Query([]),
@@ -119,7 +133,9 @@ def create_app(public_store: Store | None = None, rate_limits: dict[str, Any] | 
         table, next_cursor = rows.page(store, q, limit)
         return _rows_response(request, ds, table, next_cursor, format)
 
-    @app.get("/v1/series")
+    @app.get("/v1/series", responses={
+        **schemas.json_ok(schemas.Series, "time buckets (KST) of one numeric column per station or district"),
+        **schemas.NOT_MODIFIED, **schemas.errors(400, 404, 503)}, openapi_extra=schemas.CONDITIONAL)
     def series(request: Request, metric: str, dataset: str = "air-quality-station-hourly",
                bucket: Literal["hour", "day", "week", "month"] = "day",
                agg: Literal["avg", "min", "max", "sum"] = "avg",
@@ -141,22 +157,54 @@ def create_app(public_store: Store | None = None, rate_limits: dict[str, Any] | 
                                        "bucket": bucket, "agg": agg, "time_zone": "Asia/Seoul",
                                        "count": table.num_rows, "rows": rows.json_rows(table)}, ROWS_CACHE)
 
-    @app.get("/v1/latest")
+    @app.get("/v1/latest", responses={
+        **schemas.json_ok(schemas.Latest, "the newest row with a value per station or district"),
+        **schemas.NOT_MODIFIED, **schemas.errors(400, 404, 503)}, openapi_extra=schemas.CONDITIONAL)
     def latest(request: Request, dataset: str = "air-quality-station-hourly") -> Response:
         release = live.current()
         ds, _ = _dataset(release, dataset)
         key = release.bulk_parquet(ds.id)
-        sql, params = query.latest(ds, duck.schema(store, key), duck.source(store, key))
-        table = rows.run(store, sql, params)
-        return json_response(request, {"dataset": ds.id, "release": release.id, "count": table.num_rows,
-                                       "rows": rows.json_rows(table)})
 
-    @app.api_route("/files/{path:path}", methods=["GET", "HEAD"])
-    def public_file(request: Request, path: str) -> Response:
+        def compute() -> list[dict[str, Any]]:
+            sql, params = query.latest(ds, duck.schema(store, key), duck.source(store, key))
+            return rows.json_rows(rows.run(store, sql, params))
+
+        found = release.memo(("latest", ds.id), compute)     # the same for the whole release
+        return json_response(request, {"dataset": ds.id, "release": release.id, "count": len(found),
+                                       "rows": found})
+
+    def serve_public(request: Request, path: str) -> Response:
         key = files.safe_key(path)
-        sha = live.current().sha256_of(key) if store.exists("latest.json") else None
+        sha = live.current().sha256_of(key) if store.exists(POINTER) else None
         return files.serve(request, store, files.stat(store, key, sha))
 
-    for layer in (ckan, datagokr):       # compatibility layers: CKAN Action API, data.go.kr/AirKorea
+    @app.get("/files/{path:path}", response_class=Response, responses=schemas.FILE_RESPONSES,
+             openapi_extra=schemas.FILE_REQUEST)
+    @app.head("/files/{path:path}", response_class=Response, responses=schemas.FILE_RESPONSES,
+              openapi_extra=schemas.FILE_REQUEST)
+    def public_file(request: Request, path: str) -> Response:
+        return serve_public(request, path)
+
+    for layer in (ckan, datagokr, sta):  # compatibility layers: CKAN Action API, data.go.kr/AirKorea, SensorThings
         app.include_router(layer.router(live, store))
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> Response:       # Swagger UI from the portal's vendored copy: no CDN
+        vendor = "/portal/assets/vendor/swagger-ui-dist"
+        return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{app.title} · docs",
+                                   swagger_js_url=f"{vendor}/swagger-ui-bundle.js",
+                                   swagger_css_url=f"{vendor}/swagger-ui.css", swagger_favicon_url="data:,")
+
+    @app.get("/", include_in_schema=False)
+    def portal_home() -> Response:
+        return RedirectResponse("portal/index.html")
+
+    # The public tree at the root, as an S3 website of the public bucket serves it: the portal's
+    # relative links (``portal/…`` to ``datasets/…``) work the same here and there. Last, so
+    # every API route above wins.
+    @app.api_route("/{path:path}", methods=["GET", "HEAD"], include_in_schema=False)
+    def public_tree(request: Request, path: str) -> Response:
+        if path and "." not in path.rsplit("/", 1)[-1] and not path.endswith("/"):
+            return RedirectResponse(f"/{path}/")      # a folder: its index.html, relative links intact
+        return serve_public(request, path + "index.html" if path.endswith("/") else path)
     return app

@@ -19,13 +19,13 @@ from datetime import datetime, timezone
 from typing import Any, Callable
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from etl.storage import Store
 from publish import licences
-from publish.api import duck, rows
+from publish.api import duck, rows, schemas
 from publish.api.errors import ApiError
 from publish.api.live import LiveRelease, Release
 from publish.api.query import allowed_columns, quote
@@ -81,7 +81,7 @@ def _int(data: dict[str, Any], name: str, default: int, lo: int = 0, hi: int | N
         n = int(value)
         if isinstance(value, float) and n != value:
             raise ValueError
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):     # OverflowError: a JSON 1e999
         raise invalid(name, "Invalid integer")
     if n < lo:
         raise invalid(name, f"Must be a natural number (>= {lo})")
@@ -378,6 +378,35 @@ async def _params(request: Request) -> dict[str, Any]:
     return data
 
 
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"model": schemas.CkanSuccess, "description": "the action's result in CKAN's envelope"},
+    400: {"model": schemas.CkanFailure, "description": "Bad Request: an unknown action, or a body that is not JSON"},
+    404: {"model": schemas.CkanFailure, "description": "Not Found Error: no such dataset or resource"},
+    409: {"model": schemas.CkanFailure, "description": "Validation Error: a parameter is missing or invalid"},
+    503: {"model": schemas.CkanFailure, "description": "nothing has been published yet"},
+}
+_TEXTS = {"type": ["string", "array"], "items": {"type": "string"}}
+# The parameters the actions read (each its own), as query parameters (GET) or a JSON body (POST).
+PARAMETERS: dict[str, tuple[dict[str, Any], str]] = {
+    "id": ({"type": "string"}, "package_show: the dataset name"),
+    "q": ({"type": "string"}, "package_search: words that must all occur"),
+    "rows": ({"type": "integer", "minimum": 0}, f"package_search: page size (at most {SEARCH_MAX_ROWS})"),
+    "start": ({"type": "integer", "minimum": 0}, "package_search: offset"),
+    "resource_id": ({"type": "string"}, "datastore_search: a resource id, or the dataset name"),
+    "filters": ({"type": "object"}, "datastore_search: field -> value or list of values (GET: as JSON)"),
+    "sort": (_TEXTS, "datastore_search: 'field [asc|desc]', comma-separated or a list"),
+    "fields": (_TEXTS, "datastore_search: field names, comma-separated or a list"),
+    "limit": ({"type": "integer", "minimum": 0}, f"datastore_search: page size (at most {DATASTORE_MAX_LIMIT})"),
+    "offset": ({"type": "integer", "minimum": 0}, "datastore_search: offset"),
+    "include_total": ({"type": "boolean"}, "datastore_search: count the matching records (default true)"),
+}
+QUERY = {"parameters": [{"name": name, "in": "query", "required": False, "description": text,
+                         "schema": schema if schema["type"] in ("string", "integer", "boolean") else {"type": "string"}}
+                        for name, (schema, text) in PARAMETERS.items()]}
+BODY = {"requestBody": {"required": False, "content": {"application/json": {"schema": {
+    "type": "object", "properties": {name: {**schema, "description": text} for name, (schema, text) in PARAMETERS.items()}}}}}}
+
+
 def router(live: LiveRelease, store: Store) -> APIRouter:
     api = APIRouter(tags=["CKAN compatibility"])
 
@@ -391,7 +420,9 @@ def router(live: LiveRelease, store: Store) -> APIRouter:
         "status_show": lambda r, b, d: _status(b),
     }
 
-    async def action(request: Request, name: str) -> JSONResponse:
+    action_name = Path(description="the action; another name answers 400", json_schema_extra={"enum": sorted(actions)})
+
+    async def action(request: Request, name: str = action_name) -> JSONResponse:
         base = str(request.base_url).rstrip("/")
         help_url = f"{base}/api/3/action/help_show?name={name}"
         try:
@@ -411,7 +442,9 @@ def router(live: LiveRelease, store: Store) -> APIRouter:
                             headers={"Cache-Control": "public, max-age=60" if request.method == "GET" else "no-store"})
 
     for prefix in ("/api/3/action", "/api/action"):        # ckanapi calls /api/action/<name>
-        api.add_api_route(prefix + "/{name}", action, methods=["GET", "POST"], response_class=JSONResponse)
+        for method, request_doc in (("GET", QUERY), ("POST", BODY)):
+            api.add_api_route(prefix + "/{name}", action, methods=[method], response_class=JSONResponse,
+                              responses=RESPONSES, openapi_extra=request_doc)
     return api
 
 

@@ -33,7 +33,7 @@ from fastapi import APIRouter, Request, Response
 from etl.aggregate.indices import cai_grade, cai_subindex
 from etl.storage import Store
 from etl.timeutil import format_kst_hour
-from publish.api import duck
+from publish.api import duck, schemas
 from publish.api.live import LiveRelease
 from etl.duck import identifier as quote
 
@@ -204,18 +204,44 @@ def station_rows(store: Store, key: str, registry_key: str, station: str, term: 
                   "(SELECT max(period_end) FROM read_parquet(?)) - CAST(? AS INTERVAL)")
         params = [src, device, src, DATA_TERMS[term]]
         total = con.execute(f"SELECT count(*) {window}", params).fetchone()[0]
+        offset = (page - 1) * rows
+        if offset >= total:         # past the last page, maybe past what a BIGINT OFFSET holds
+            return int(total), [], network
         cur = con.execute(f"SELECT {select} {window} ORDER BY period_end DESC LIMIT ? OFFSET ?",
-                          [*params, rows, (page - 1) * rows])
+                          [*params, rows, offset])
         names = [d[0] for d in cur.description]
         return int(total), [dict(zip(names, r)) for r in cur.fetchall()], network
     finally:
         con.close()
 
 
+def _parameter(name: str, schema: dict[str, Any], text: str, required: bool = False) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": required, "schema": schema, "description": text}
+
+
+# Read from the query string by hand (an error is a data.go.kr document, never FastAPI's 400).
+PARAMETERS = {"parameters": [
+    _parameter("serviceKey", {"type": "string"}, "any non-empty key; none: the portal's XML error 30", True),
+    _parameter("stationName", {"type": "string"}, "AirKorea station name (or our device id)", True),
+    _parameter("returnType", {"type": "string", "enum": ["xml", "json"]}, "default xml"),
+    _parameter("numOfRows", {"type": "integer", "minimum": 1, "maximum": MAX_ROWS}, "page size, default 10"),
+    _parameter("pageNo", {"type": "integer", "minimum": 1}, "default 1"),
+    _parameter("dataTerm", {"type": "string", "enum": list(DATA_TERMS)}, "window before the newest hour, default DAILY"),
+    _parameter("ver", {"type": "string", "enum": list(VERSIONS)}, "item fields as in the guide, default 1.0"),
+]}
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"model": schemas.DataGoKrResponse,
+          "description": "AirKorea's envelope as returnType asks (resultCode 00, or 10 for a bad parameter); a "
+                         "missing serviceKey is the portal's XML OpenAPI_ServiceResponse whatever returnType says",
+          "content": {"text/xml": schemas.TEXT}},
+    **schemas.errors(503),
+}
+
+
 def router(live: LiveRelease, store: Store) -> APIRouter:
     api = APIRouter(tags=["data.go.kr compatible"])
 
-    @api.get(PATH, include_in_schema=True)
+    @api.get(PATH, responses=RESPONSES, openapi_extra=PARAMETERS)
     def get_msrstn_acctortm_mesure_dnsty(request: Request) -> Response:
         q = request.query_params
         if not (q.get("serviceKey") or "").strip():

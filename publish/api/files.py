@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Iterator
 
 from fastapi import Request, Response
@@ -68,36 +67,27 @@ class FileInfo:
     key: str
     size: int
     etag: str
-    local: Path | None          # None for S3: served from the object's bytes
 
 
 def stat(store: Store, key: str, sha256: str | None) -> FileInfo:
-    if store.is_s3:
-        if not store.exists(key):
-            raise ApiError(404, "not found", f"no file {key!r}")
-        data = store.get(key)       # walking skeleton: S3 objects are read whole
-        return FileInfo(key, len(data), f'"{sha256 or hashlib.sha256(data).hexdigest()}"', None)
-    path = Path(store.root[len("file://"):]) / key
-    if not path.is_file():
+    """Size and ETag of a public file (the SHA-256 the manifest lists, else the store's tag)."""
+    head = store.head(key)
+    if head is None:
         raise ApiError(404, "not found", f"no file {key!r}")
-    st = path.stat()
-    etag = sha256 or hashlib.sha256(f"{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()
-    return FileInfo(key, st.st_size, f'"{etag}"', path)
+    size, tag = head
+    return FileInfo(key, size, f'"{sha256 or hashlib.sha256(tag.encode()).hexdigest()}"')
 
 
 def _read(store: Store, info: FileInfo, start: int, end: int) -> Iterator[bytes]:
-    if info.local is None:
-        yield store.get(info.key)[start:end + 1]
-        return
-    with info.local.open("rb") as fh:
-        fh.seek(start)
-        remaining = end - start + 1
-        while remaining > 0:
-            chunk = fh.read(min(CHUNK, remaining))
-            if not chunk:
-                return
-            remaining -= len(chunk)
-            yield chunk
+    """The bytes start..end in chunks: ranged GETs on S3, reads of the open file locally."""
+    position = start
+    while position <= end:
+        last = min(position + CHUNK - 1, end)
+        chunk = store.get_range(info.key, position, last)
+        if not chunk:
+            return
+        position += len(chunk)
+        yield chunk
 
 
 def serve(request: Request, store: Store, info: FileInfo) -> Response:

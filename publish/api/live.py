@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from etl.storage import Store
 from publish.api.errors import ApiError
@@ -22,6 +22,7 @@ class Release:
     manifest: dict[str, Any]
     store: Store
     _dataset_manifests: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _memo: dict[Any, Any] = field(default_factory=dict)
 
     @property
     def id(self) -> str:
@@ -40,6 +41,12 @@ class Release:
             path = self.entry(dataset_id)["path"].rstrip("/") + "/manifest.json"
             self._dataset_manifests[dataset_id] = json.loads(self.store.get(path))
         return self._dataset_manifests[dataset_id]
+
+    def memo(self, key: Any, compute: Callable[[], Any]) -> Any:
+        """``compute()`` once per release: for answers that depend on the release alone."""
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
 
     def bulk_parquet(self, dataset_id: str) -> str:
         """Key of the whole-dataset Parquet file of the live version."""

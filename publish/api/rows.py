@@ -36,6 +36,8 @@ def check_values(checks: list[tuple[str, str, str]]) -> None:
     ever compared with it (DuckDB casts lazily)."""
     import duckdb
 
+    if not checks:
+        return
     con = duckdb.connect()
     try:
         for column, type_, value in checks:
