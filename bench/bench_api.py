@@ -46,6 +46,8 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path[:0] = [str(REPO), str(HERE)]
 
+import results_file  # noqa: E402  (bench/, on the path above)
+
 DATASET = "air-quality-station-hourly"
 DB_NAME = "air"
 UNLIMITED = 10**9                     # requests per window: the rate limit never answers 429
@@ -414,10 +416,7 @@ def main() -> int:
                          "datasette_immutable": True}
     result["runs"] = runs
     print(_table(runs))
-    out = Path(a.results) / f"api_{a.label}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1, default=str))
-    print(f"results: {out}")
+    results_file.save(a.results, f"api_{a.label}", result)
     return 0
 
 

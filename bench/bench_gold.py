@@ -22,7 +22,6 @@ ratio = floor seconds / ours seconds. Results: ``<results>/gold_<fleet>.json``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -34,6 +33,8 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path[:0] = [str(REPO), str(HERE)]
+
+import results_file  # noqa: E402  (bench/, on the path above)
 
 FLOOR_SQL = """
 SELECT device_id, metric, date_trunc('hour', ts) AS hour, avg(value) AS mean, min(value) AS lo, max(value) AS hi,
@@ -212,10 +213,7 @@ def main() -> int:
         lines += ["", f"{a.days} days ({month[0]} .. {month[-1]}), one date at a time"]
         lines += _table("month", o, f)
     print("\n".join(lines))
-    out = Path(a.results) / f"gold_{a.fleet}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1, default=str))
-    print(f"results: {out}")
+    results_file.save(a.results, f"gold_{a.fleet}", result)
     return 0
 
 

@@ -20,7 +20,6 @@ ratio = floor seconds / ours seconds. Results: ``<results>/publish_<fleet>.json`
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import shutil
@@ -34,6 +33,8 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path[:0] = [str(REPO), str(HERE)]
+
+import results_file  # noqa: E402  (bench/, on the path above)
 
 
 def _args() -> argparse.Namespace:
@@ -133,10 +134,7 @@ def main() -> int:
         f"   ({rebuilt['new_versions']} new dataset versions)",
     ]
     print("\n".join(lines))
-    out = Path(a.results) / f"publish_{a.fleet}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1, default=str))
-    print(f"results: {out}")
+    results_file.save(a.results, f"publish_{a.fleet}", result)
     return 0
 
 

@@ -101,13 +101,22 @@ def series_columns(ds: Dataset, types: dict[str, str]) -> tuple[str | None, list
     return entity, metrics
 
 
-def alerts(store: Store, lang: str, n: int = 5) -> list[dict[str, Any]]:
-    """The newest citizen alerts (not release notices) from the published JSON Feed."""
+def alerts(store: Store, lang: str, base_url: str, n: int = 5) -> list[dict[str, Any]]:
+    """The newest citizen alerts (not release notices) from the published JSON Feed; links into
+    the public tree become paths relative to it (``path``), others stay as they are (``url``)."""
     path = f"feeds/alerts.{lang}.json"
     if not store.exists(path):
         return []
-    items = json.loads(store.get(path))["items"]
-    return [i for i in items if "release" not in i.get("tags", [])][:n]
+    items = [i for i in json.loads(store.get(path))["items"] if "release" not in i.get("tags", [])][:n]
+    base = base_url.rstrip("/") + "/"
+    out = []
+    for item in items:
+        path = item["url"][len(base):] if item.get("url", "").startswith(base) else None
+        page = None
+        if path and path.startswith("datasets/") and path.count("/") == 2 and path.endswith("/"):
+            page, path = f"datasets/{path.split('/')[1]}.html", None     # the dataset's portal page
+        out.append({**item, "path": path, "page": page})
+    return out
 
 
 def districts_geojson() -> dict[str, Any]:

@@ -15,6 +15,7 @@ from importlib import resources
 from typing import Any, Callable
 
 from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup, escape
 
 from etl.storage import Store
 from publish import changes, formats, licences
@@ -97,7 +98,7 @@ def build(store: Store, manifest: dict[str, Any], base_url: str, tiles: dict[str
         grades.append({"name": t("no_grade"), "colour": GRADE_COLOURS[0]})
         out[page.key] = env.get_template("home.html").render(
             **page.context(t), **common, page="home", title=t("home"), stations=stations, districts=districts,
-            grades=grades, alerts=data.alerts(store, lang),
+            grades=grades, alerts=data.alerts(store, lang, base_url),
             stations_json=_json_script({"stations": stations, "colours": GRADE_COLOURS}),
             districts_json=_json_script(data.districts_geojson())).encode()
     return out
@@ -143,8 +144,15 @@ def _dataset_context(store: Store, ds: Dataset, entry: dict[str, Any], manifest:
         "quality": manifest.get("quality_reports"), "changes": entry.get("changes") or {},
         "history": [{"release": r["release"], "as_of": r["as_of"], "version": r["datasets"][ds.id]["version"]}
                     for r in reversed(history) if ds.id in r["datasets"]][:10],
-        "api_base": API_BASE, "public_base": base_url.rstrip("/"),
+        "api_base": API_BASE, "public_base_html": _public_base(base_url),
     }
+
+
+def _public_base(base_url: str) -> Markup:
+    """The public files' address in snippets. A file:// base (the demo) is marked so a page
+    served over HTTP shows its own origin instead, which serves the same tree."""
+    base = escape(base_url.rstrip("/"))
+    return Markup(f"<span data-origin>{base}</span>") if base_url.startswith("file://") else base
 
 
 def publish_site(store: Store, manifest: dict[str, Any], base_url: str, gate: Any) -> int:
