@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from airflow.sdk import Param, dag, task
+from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
 
 from etl.assets import silver_asset
 from etl.sources import Source, load_sources
@@ -42,7 +42,9 @@ def build(source: Source):  # noqa: ANN201 - returns an Airflow DAG
     @dag(
         dag_id=f"ingest_{source.id}",
         description=source.title,
-        schedule=source.schedule,
+        # each run extracts its data interval: the interval timetable, not Airflow 3's default
+        # cron trigger (whose runs have an empty interval)
+        schedule=CronDataIntervalTimetable(source.schedule, timezone="UTC"),
         start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
         catchup=False,
         max_active_runs=4,

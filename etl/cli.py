@@ -48,6 +48,23 @@ def cmd_run_dag(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_airflow(args: argparse.Namespace) -> int:
+    """Airflow for local use: api-server, scheduler, dag-processor, triggerer on dags/."""
+    from pathlib import Path
+
+    from etl import airflow_run
+
+    components = airflow_run.CELERY if args.executor == "CeleryExecutor" else airflow_run.LOCAL
+    home = Path(args.home).resolve() if args.home else airflow_run.DEFAULT_HOME
+    setup = airflow_run.Setup(home=home, db=args.db, host=args.host, port=args.port,
+                              executor=args.executor, parallelism=args.parallelism, user=args.user,
+                              broker=args.broker, components=components)
+    if args.env:
+        print(airflow_run.shell_environment(setup))
+        return 0
+    return airflow_run.serve(setup, password=args.password, create_db=args.create_db)
+
+
 def cmd_sources(args: argparse.Namespace) -> int:
     from etl.sources import load_sources
 
@@ -382,6 +399,24 @@ def main(argv: list[str] | None = None) -> int:
     rd.add_argument("--start", help="window_start (ISO 8601)")
     rd.add_argument("--end", help="window_end (ISO 8601)")
     rd.set_defaults(func=cmd_run_dag)
+
+    af = sub.add_parser("airflow", help="run Airflow locally on dags/ (api-server, scheduler, dag-processor, "
+                                        "triggerer; LocalExecutor); prints the UI URL and login; Ctrl-C stops it")
+    af.add_argument("--home", help="AIRFLOW_HOME (default: var/airflow in the repository)")
+    af.add_argument("--db", help="metadata database URL, e.g. postgresql://postgres@127.0.0.1:5432/citylake_airflow "
+                                 "(default: SQLite in --home, development only)")
+    af.add_argument("--create-db", action="store_true", help="create the PostgreSQL database of --db if missing")
+    af.add_argument("--host", default="127.0.0.1")
+    af.add_argument("--port", type=int, default=8080)
+    af.add_argument("--parallelism", type=int, default=4, help="task instances at once (default 4: a 2-core box)")
+    af.add_argument("--user", default="admin", help="UI user (admin role)")
+    af.add_argument("--password", help="set the UI password (default: keep the stored one, or generate one)")
+    af.add_argument("--executor", default="LocalExecutor", choices=["LocalExecutor", "CeleryExecutor"],
+                    help="CeleryExecutor also starts `airflow celery worker` (needs the celery provider and --broker)")
+    af.add_argument("--broker", default="redis://127.0.0.1:6379/0", help="Celery broker URL")
+    af.add_argument("--env", action="store_true",
+                    help="print the export lines that point the `airflow` CLI at this setup, and exit")
+    af.set_defaults(func=cmd_airflow)
 
     r = sub.add_parser("registry", help="generate or validate the device registry")
     r.add_argument("action", choices=["generate", "validate"])

@@ -68,9 +68,12 @@ def kst_day_bounds(day: date) -> tuple[datetime, datetime]:
 
 
 def utc(dt: datetime) -> datetime:
+    """``dt`` in UTC as a plain ``datetime`` (Airflow hands out pendulum DateTimes, whose
+    arithmetic can come out naive)."""
     if dt.tzinfo is None:
         raise ValueError("naive datetime: say which zone it is in")
-    return dt.astimezone(UTC)
+    d = dt.astimezone(UTC)
+    return datetime(d.year, d.month, d.day, d.hour, d.minute, d.second, d.microsecond, tzinfo=UTC)
 
 
 def kst_date_strings(ts: Any) -> Any:

@@ -205,6 +205,7 @@ def create_app(public_store: Store | None = None, rate_limits: dict[str, Any] | 
     @app.api_route("/{path:path}", methods=["GET", "HEAD"], include_in_schema=False)
     def public_tree(request: Request, path: str) -> Response:
         if path and "." not in path.rsplit("/", 1)[-1] and not path.endswith("/"):
+            files.safe_key(path)        # 404 first: "//host/x" would redirect a browser to another host
             return RedirectResponse(f"/{path}/")      # a folder: its index.html, relative links intact
         return serve_public(request, path + "index.html" if path.endswith("/") else path)
     return app

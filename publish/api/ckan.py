@@ -35,6 +35,8 @@ CKAN_VERSION = "2.10-compatible subset"
 ORGANIZATION = "goyang"
 SEARCH_ROWS, SEARCH_MAX_ROWS = 10, 1000
 DATASTORE_LIMIT, DATASTORE_MAX_LIMIT = 100, 32000
+MAX_INT = 2**63 - 1                 # DuckDB's BIGINT: a larger offset is no row, and no query
+MAX_FILTER_VALUES = 1000            # each value is type-checked: 20,000 of them cost one request ~30 s of CPU
 FORMATS = {"parquet": "Parquet", "csv": "CSV", "jsonl": "JSONL", "geojson": "GeoJSON"}
 _NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://data.goyang.example.kr/ckan/resource")
 
@@ -85,7 +87,11 @@ def _int(data: dict[str, Any], name: str, default: int, lo: int = 0, hi: int | N
         raise invalid(name, "Invalid integer")
     if n < lo:
         raise invalid(name, f"Must be a natural number (>= {lo})")
-    return min(n, hi) if hi is not None else n
+    if hi is not None:
+        return min(n, hi)
+    if n > MAX_INT:
+        raise invalid(name, f"Must be at most {MAX_INT}")
+    return n
 
 
 def _text(data: dict[str, Any], name: str, required: bool = False) -> str | None:
@@ -216,10 +222,12 @@ def _filters(data: dict[str, Any], allowed: list[str], types: dict[str, str]) ->
     if isinstance(raw, str):
         try:
             raw = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):          # RecursionError: nested too deep
             raise invalid("filters", "Cannot parse JSON")
     if not isinstance(raw, dict):
         raise invalid("filters", "Not a JSON object")
+    if sum(len(v) if isinstance(v, list) else 1 for v in raw.values()) > MAX_FILTER_VALUES:
+        raise invalid("filters", f"at most {MAX_FILTER_VALUES} values in all")
     conds, params, checks = [], [], []
     for column, value in raw.items():
         if column not in allowed:
@@ -370,7 +378,7 @@ async def _params(request: Request) -> dict[str, Any]:
         elif body.strip():
             try:
                 doc = json.loads(body)
-            except ValueError as exc:
+            except (ValueError, RecursionError) as exc:   # RecursionError: nested too deep
                 raise CkanError("Bad Request", 400, f"Bad request - JSON Error: {exc}")
             if not isinstance(doc, dict):
                 raise CkanError("Bad Request", 400, "Bad request - JSON Error: not a JSON object")

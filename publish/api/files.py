@@ -16,6 +16,7 @@ from publish import formats
 from publish.api.errors import ApiError
 from publish.api.http import etag_matches
 
+NAME_MAX = 255                  # bytes of a path segment: a longer one is no file (and the OS refuses it)
 IMMUTABLE = "public, max-age=31536000, immutable"
 SHORT = "public, max-age=60, must-revalidate"
 CHUNK = 256 * 1024
@@ -24,10 +25,11 @@ _IMMUTABLE_PATH = re.compile(r"^(datasets/[^/]+/[^/]+/|releases/[^/]+/)")
 
 
 def safe_key(path: str) -> str:
-    """The key of a public file, or 404 for anything that could leave the public root."""
+    """The key of a public file, or 404 for anything that could leave the public root or that
+    no file can be called."""
     parts = path.split("/")
     if (not path or "\\" in path or "\x00" in path
-            or any(p in ("", ".", "..") or p.startswith(".") for p in parts)):
+            or any(p in ("", ".", "..") or p.startswith(".") or len(p.encode()) > NAME_MAX for p in parts)):
         raise ApiError(404, "not found", f"no file {path!r}")
     return path
 

@@ -141,8 +141,9 @@ def decode_cursor(token: str, order: str, n: int) -> list[Any]:
     try:
         doc = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
         values = doc["k"]
-        ok = doc["o"] == order and isinstance(values, list) and len(values) == n
-    except (ValueError, KeyError, TypeError, binascii.Error):
+        ok = (doc["o"] == order and isinstance(values, list) and len(values) == n
+              and all(v is None or isinstance(v, (str, int, float)) for v in values))
+    except (ValueError, KeyError, TypeError, binascii.Error, RecursionError):   # RecursionError: nested too deep
         ok = False
     if not ok:
         raise ApiError(400, "invalid cursor", "use the 'next' link of a previous page with the same order")
@@ -174,14 +175,17 @@ def build(ds: Dataset, types: dict[str, str], req: RowRequest, source: str) -> Q
         conds += c
         params += p
     keys, order = _order(ds, types, req.order)
+    checks = [(c, types[c], v) for c, _, v in (w.split(":", 2) for w in req.where)]
     if req.cursor:
-        c, p = _after(keys, decode_cursor(req.cursor, order, len(keys)), types)
+        # bound as text, each cast to its column's type once checked (a tampered cursor: 400, not DuckDB's error)
+        values = [None if v is None else str(v) for v in decode_cursor(req.cursor, order, len(keys))]
+        c, p = _after(keys, values, types)
         conds.append(c)
         params += p
+        checks += [(k, types[k], v) for (k, _), v in zip(keys, values) if v is not None]
     where = " WHERE " + " AND ".join(conds) if conds else ""
     order_by = ", ".join(f"{quote(k)} {'DESC' if d else 'ASC'} NULLS LAST" for k, d in keys)
     sql = f"SELECT * FROM read_parquet(?){where} ORDER BY {order_by} LIMIT ?"
-    checks = [(c, types[c], v) for c, _, v in (w.split(":", 2) for w in req.where)]
     return Query(sql, [source, *params, req.limit + 1], tuple(k for k, _ in keys), order, checks)
 
 

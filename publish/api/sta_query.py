@@ -153,7 +153,10 @@ def _tokens(text: str) -> list[tuple[str, Any]]:
             except ValueError:
                 raise bad("$filter", f"{raw!r} is not a valid datetime") from None
         elif kind == "num":
-            out.append(("lit", float(raw) if any(c in raw for c in ".eE") else int(raw)))
+            try:
+                out.append(("lit", float(raw) if any(c in raw for c in ".eE") else int(raw)))
+            except ValueError:          # more digits than int() takes
+                raise bad("$filter", f"{raw[:20]!r}… is not a number") from None
         elif kind == "word" and raw in _WORDS:
             out.append(("lit", _WORDS[raw]))
         else:
@@ -301,9 +304,13 @@ def _split(text: str, sep: str) -> list[str]:
 
 
 def _count(text: str, name: str) -> int:
-    if not text.strip().isdigit() or int(text) > MAX_SKIP:
+    try:
+        n = int(text) if text.strip().isdigit() else -1
+    except ValueError:          # a digit int() refuses ("²"), or more digits than it takes
+        n = -1
+    if not 0 <= n <= MAX_SKIP:
         raise bad(name, f"{text!r} is not an integer from 0 to {MAX_SKIP}")
-    return int(text)
+    return n
 
 
 def _orderby(text: str, set_name: str) -> list[tuple[str, bool]]:
