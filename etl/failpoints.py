@@ -1,19 +1,36 @@
-"""Crash injection for durability tests: ``CITYLAKE_FAILPOINT=<name>`` kills the process
-(exit 137, like SIGKILL) when execution reaches that point. Unset, it does nothing."""
+"""Crash injection for durability tests.
+
+``CITYLAKE_FAILPOINT=<name>`` kills the process (exit 137, like SIGKILL) the first time
+execution reaches that point; ``<name>@N`` kills it on the N-th time (so a test can die in the
+middle of a loop: the 3rd file of a publish, the 5th batch of a run). Unset, it does nothing.
+"""
 from __future__ import annotations
 
 import os
+from collections import Counter
 
+# Named points. Tests pick among them; new stages add theirs under their heading.
 POINTS = (
+    # ingest
     "after_landing_data",       # data object written, envelope not yet
     "after_landing",            # batch landed; MQTT not acked, cursor not saved
     "after_silver_commit",      # silver committed; quarantine and ledger not yet
     "after_quarantine_commit",  # ledger not yet
+    # publish
     "publish.file",             # before each file of a new dataset version is written
     "publish.switch",           # release written, latest.json not yet switched
 )
 
+_HITS: Counter[str] = Counter()
+
 
 def hit(name: str) -> None:
-    if os.environ.get("CITYLAKE_FAILPOINT") == name:
+    spec = os.environ.get("CITYLAKE_FAILPOINT")
+    if not spec:
+        return
+    target, _, nth = spec.partition("@")
+    if target != name:
+        return
+    _HITS[name] += 1
+    if _HITS[name] >= int(nth or 1):
         os._exit(137)
