@@ -38,6 +38,15 @@ def connect(store: Store) -> Any:
         return database.cursor()
 
 
+def query(store: Store, sql: str, params: list[Any]) -> Any:
+    """Run one statement on a fresh cursor and return the result as an Arrow table."""
+    con = connect(store)
+    try:
+        return con.execute(sql, params).to_arrow_table()
+    finally:
+        con.close()
+
+
 def source(store: Store, key: str) -> str:
     """What ``read_parquet(?)`` is given for a public key."""
     return store.table_uri(key)

@@ -22,13 +22,10 @@ def run(store: Store, sql: str, params: list[Any]) -> pa.Table:
     """Execute; a value that does not cast to its column's type is the caller's error (400)."""
     import duckdb
 
-    con = duck.connect(store)
     try:
-        return con.execute(sql, params).to_arrow_table()
+        return duck.query(store, sql, params)
     except (duckdb.ConversionException, duckdb.InvalidInputException) as exc:
         raise ApiError(400, "invalid value", str(exc).splitlines()[0])
-    finally:
-        con.close()
 
 
 def check_values(checks: list[tuple[str, str, str]]) -> None:

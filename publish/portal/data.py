@@ -7,8 +7,6 @@ from datetime import datetime
 from importlib import resources
 from typing import Any
 
-import pyarrow as pa
-
 from etl.storage import Store
 from etl.timeutil import KST
 from publish.api import duck
@@ -25,14 +23,6 @@ def bulk_parquet(manifest: dict[str, Any], dataset_id: str) -> str | None:
     if entry is None:
         return None
     return next((f["path"] for f in entry["files"] if f["format"] == "parquet" and f["period"] is None), None)
-
-
-def _query(store: Store, sql: str, params: list[Any]) -> pa.Table:
-    con = duck.connect(store)
-    try:
-        return con.execute(sql, params).to_arrow_table()
-    finally:
-        con.close()
 
 
 def kst(value: datetime | None) -> str:
@@ -53,7 +43,7 @@ def stations_now(store: Store, manifest: dict[str, Any]) -> list[dict[str, Any]]
     if key is None or registry is None:
         return []
     sql, params = _newest(store, key, "device_id")
-    table = _query(store, f"""
+    table = duck.query(store, f"""
         SELECT r.device_id, r.name_ko, r.name_en, r.district_ko, r.district_en, r.lat, r.lon, r.kind,
                a.period_start, a.pm10, a.pm25, a.cai, a.cai_grade, a.cai_grade_ko, a.cai_grade_en
         FROM ({sql}) a JOIN read_parquet(?) r USING (device_id)
@@ -66,13 +56,13 @@ def districts_now(store: Store, manifest: dict[str, Any]) -> list[dict[str, Any]
     if key is None:
         return []
     sql, params = _newest(store, key, "district_code")
-    table = _query(store, f"SELECT * FROM ({sql}) ORDER BY district_code", params)
+    table = duck.query(store, f"SELECT * FROM ({sql}) ORDER BY district_code", params)
     return [{**row, "time": kst(row["period_start"])} for row in table.to_pylist()]
 
 
 def preview(store: Store, key: str, n: int = PREVIEW_ROWS) -> tuple[list[str], list[list[str]]]:
     """The first ``n`` rows of a published file as display strings (times in KST)."""
-    table = _query(store, "SELECT * FROM read_parquet(?) LIMIT ?", [duck.source(store, key), n])
+    table = duck.query(store, "SELECT * FROM read_parquet(?) LIMIT ?", [duck.source(store, key), n])
     return table.column_names, [[_cell(v) for v in row.values()] for row in table.to_pylist()]
 
 
@@ -84,10 +74,6 @@ def _cell(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     return str(value)
-
-
-def schema(store: Store, key: str) -> dict[str, str]:
-    return duck.schema(store, key)
 
 
 def series_columns(ds: Dataset, types: dict[str, str]) -> tuple[str | None, list[str]]:

@@ -20,6 +20,7 @@ from markupsafe import Markup, escape
 from etl.storage import Store
 from publish import changes, formats, licences
 from publish.catalog import Dataset, load_catalogue, sources_of
+from publish.api import duck
 from publish.portal import data, i18n, vendor
 
 log = logging.getLogger(__name__)
@@ -123,7 +124,7 @@ def _dataset_context(store: Store, ds: Dataset, entry: dict[str, Any], manifest:
                      history: list[dict[str, Any]], lang: str, base_url: str) -> dict[str, Any]:
     bulk = data.bulk_parquet(manifest, ds.id)
     dataset_manifest = json.loads(store.get(entry["path"] + "manifest.json"))
-    types = data.schema(store, bulk) if bulk else {}
+    types = duck.schema(store, bulk) if bulk else {}
     preview_columns, preview_rows = data.preview(store, bulk) if bulk and entry["rows"] else ([], [])
     entity, metrics = data.series_columns(ds, types)
     lic = licences.licence(entry["licence"])
