@@ -125,8 +125,7 @@ def cmd_sql(args: argparse.Namespace) -> int:
                                                               "autoload_known_extensions": False})
         duck.load_extension(con, "delta")
         if duck.lake().is_s3:
-            duck.load_extension(con, "httpfs")
-            con.execute(duck.lake().duckdb_secret_sql()[0])
+            duck.attach_s3(con, duck.lake())
     else:
         con = duck.analyst_session()
     if args.command or args.file:

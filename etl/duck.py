@@ -43,6 +43,20 @@ def load_extension(con: Any, name: str) -> None:
     con.execute(f"LOAD '{path}'")
 
 
+# httpfs retries (DuckDB's defaults: 3 retries, 100 ms wait): as patient as the boto3 and
+# delta-rs clients (etl.storage), so a burst of 5xx or a cut answer does not fail a query.
+HTTP_SETTINGS = {"http_retries": 5, "http_retry_wait_ms": 200, "http_retry_backoff": 2, "http_timeout": 60}
+
+
+def attach_s3(con: Any, store: Store) -> None:
+    """Load httpfs on ``con``, with the store's S3 secret and the retry settings."""
+    load_extension(con, "httpfs")
+    for name, value in HTTP_SETTINGS.items():
+        con.execute(f"SET {name} = {value}")
+    sql, params = store.duckdb_secret_sql()
+    con.execute(sql, params)
+
+
 def connect(store: Store | None = None, threads: int = 2) -> Any:
     """A connection with views (``VIEWS``: silver, quarantine, batches, quality_checks,
     quality_daily, device_health) over the lake's Delta tables that exist."""
@@ -53,9 +67,7 @@ def connect(store: Store | None = None, threads: int = 2) -> Any:
                                  "autoload_known_extensions": False})
     load_extension(con, "delta")
     if store.is_s3:
-        load_extension(con, "httpfs")
-        sql, _ = store.duckdb_secret_sql()
-        con.execute(sql)
+        attach_s3(con, store)
     _create_views(con, store)
     return con
 

@@ -7,11 +7,13 @@ and the options that pyarrow, delta-rs and DuckDB need to reach the same place.
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, TypeVar
 
 from etl.settings import Settings, get_settings
 
@@ -29,6 +31,20 @@ DOCS = "quality/docs"
 QUALITY_DAILY = "quality/daily"
 DEVICE_HEALTH = "quality/device_health"
 RUNS = "quality/runs"            # one JSON report per ingest DAG run (the Airflow plugin reads them)
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# S3 retries. Each engine tries a request MAX_ATTEMPTS times (5xx, throttling, dropped
+# connections, timeouts) with exponential backoff; a GET or listing page whose answer is cut
+# mid-stream is tried BODY_ATTEMPTS times on top (tests/faults/test_s3_faults.py).
+MAX_ATTEMPTS = 5
+BODY_ATTEMPTS = 3
+CONNECT_TIMEOUT = 10
+READ_TIMEOUT = 60
+# delta-rs (object_store) storage_options: bounded, so an outage fails a task in seconds.
+DELTA_RETRIES = {"max_retries": str(MAX_ATTEMPTS), "retry_timeout": "30s",
+                 "timeout": f"{READ_TIMEOUT}s", "connect_timeout": f"{CONNECT_TIMEOUT}s"}
 
 
 @dataclass(frozen=True)
@@ -91,7 +107,7 @@ class Store:
     def get(self, key: str) -> bytes:
         if self.is_s3:
             bucket, k = self._bucket_key(key)
-            return _s3_client(self.settings).get_object(Bucket=bucket, Key=k)["Body"].read()
+            return _read_body(lambda: _s3_client(self.settings).get_object(Bucket=bucket, Key=k))
         return self._local(key).read_bytes()
 
     def head(self, key: str) -> tuple[int, str] | None:
@@ -117,7 +133,8 @@ class Store:
         """Bytes ``start``..``end`` (inclusive) of an object: a ranged GET on S3, a seek locally."""
         if self.is_s3:
             bucket, k = self._bucket_key(key)
-            return _s3_client(self.settings).get_object(Bucket=bucket, Key=k, Range=f"bytes={start}-{end}")["Body"].read()
+            client = _s3_client(self.settings)
+            return _read_body(lambda: client.get_object(Bucket=bucket, Key=k, Range=f"bytes={start}-{end}"))
         with self._local(key).open("rb") as f:
             f.seek(start)
             return f.read(end - start + 1)
@@ -144,11 +161,15 @@ class Store:
             bucket, k = self._bucket_key(prefix)
             root_prefix = self._bucket_key("")[1]
             strip = len(root_prefix) + 1 if root_prefix else 0
-            paginator = _s3_client(self.settings).get_paginator("list_objects_v2")
-            for page in paginator.paginate(Bucket=bucket, Prefix=k):
+            client, token = _s3_client(self.settings), None
+            while True:   # page by page, each page retried: a failure mid-way resumes at that page
+                extra = {"ContinuationToken": token} if token else {}
+                page = _retrying(lambda: client.list_objects_v2(Bucket=bucket, Prefix=k, **extra))
                 for obj in page.get("Contents", []):
                     yield obj["Key"][strip:]
-            return
+                token = page.get("NextContinuationToken")
+                if not page.get("IsTruncated") or not token:
+                    return
         base = self._local(prefix)
         root = self._local("")
         if base.is_file():
@@ -177,7 +198,7 @@ class Store:
             opts["AWS_ENDPOINT_URL"] = c["endpoint"]
             if c["endpoint"].startswith("http://"):
                 opts["AWS_ALLOW_HTTP"] = "true"
-        return opts
+        return {**opts, **DELTA_RETRIES}
 
     def table_uri(self, *parts: str) -> str:
         """URI of a Delta table as delta-rs and DuckDB expect it (plain path for local)."""
@@ -191,7 +212,9 @@ class Store:
         if not self.is_s3:
             return pafs.LocalFileSystem(), self.root[len("file://"):]
         c = self.settings.s3_credentials()
-        kwargs: dict[str, Any] = {"region": c["region"], "access_key": c.get("key"), "secret_key": c.get("secret")}
+        kwargs: dict[str, Any] = {"region": c["region"], "access_key": c.get("key"), "secret_key": c.get("secret"),
+                                  "retry_strategy": pafs.AwsStandardS3RetryStrategy(max_attempts=MAX_ATTEMPTS),
+                                  "connect_timeout": CONNECT_TIMEOUT, "request_timeout": READ_TIMEOUT}
         if c.get("token"):
             kwargs["session_token"] = c["token"]
         if c.get("endpoint"):
@@ -246,8 +269,41 @@ def _client_for(endpoint: str | None, region: str, key: str | None, secret: str 
         aws_access_key_id=key,
         aws_secret_access_key=secret,
         aws_session_token=token,
-        config=Config(retries={"max_attempts": 8, "mode": "adaptive"}, s3={"addressing_style": "path"}),
+        config=Config(retries={"max_attempts": MAX_ATTEMPTS, "mode": "standard"}, connect_timeout=CONNECT_TIMEOUT,
+                      read_timeout=READ_TIMEOUT, s3={"addressing_style": "path"}),
     )
+
+
+def _stream_errors() -> tuple[type[BaseException], ...]:
+    """What reading an answer's body raises when the connection breaks mid-stream. botocore
+    retries a request until its answer begins, not after: these are retried here."""
+    from http.client import IncompleteRead
+
+    from botocore.exceptions import IncompleteReadError, ReadTimeoutError, ResponseStreamingError
+    from urllib3.exceptions import ProtocolError, ReadTimeoutError as Urllib3ReadTimeout
+
+    return IncompleteReadError, ResponseStreamingError, ReadTimeoutError, ProtocolError, Urllib3ReadTimeout, \
+        IncompleteRead
+
+
+def _retrying(call: Callable[[], T]) -> T:
+    """``call()``, tried again (BODY_ATTEMPTS in all) when its answer is cut mid-stream."""
+    errors = _stream_errors()
+    for attempt in range(1, BODY_ATTEMPTS + 1):
+        try:
+            return call()
+        except errors as exc:
+            if attempt == BODY_ATTEMPTS:
+                raise
+            log.warning("S3 answer cut (%r), trying again (%d/%d)", exc, attempt, BODY_ATTEMPTS - 1)
+            time.sleep(0.1 * attempt)
+    raise AssertionError("unreachable")
+
+
+def _read_body(get: Callable[[], dict[str, Any]]) -> bytes:
+    """GET (botocore retries the request) and read the whole body, with a new GET if the
+    body is cut mid-stream."""
+    return _retrying(lambda: get()["Body"].read())
 
 
 def _s3_client(settings: Settings) -> Any:

@@ -191,12 +191,30 @@ def append_once(store: Store, name: str, table: pa.Table, batch_id: str, metadat
         custom_metadata={"citylake.batch_id": batch_id, **(metadata or {})},
         app_transactions=[Transaction(app_id=batch_id, version=1)],
     )
-    write_deltalake(
-        dt if dt is not None else store.table_uri(name), table, mode="append", partition_by=PARTITIONS[name],
-        storage_options=store.delta_options(), writer_properties=writer_properties(), commit_properties=props,
-        configuration=None if dt is not None else {"delta.dataSkippingStatsColumns": STATS_COLUMNS[name]},
-    )
+    try:
+        write_deltalake(
+            dt if dt is not None else store.table_uri(name), table, mode="append", partition_by=PARTITIONS[name],
+            storage_options=store.delta_options(), writer_properties=writer_properties(), commit_properties=props,
+            configuration=None if dt is not None else {"delta.dataSkippingStatsColumns": STATS_COLUMNS[name]},
+        )
+    except Exception:
+        # The commit may have landed and only its answer been lost (a retried conditional PUT
+        # then "conflicts" with itself): look again before failing, so a retry never appends twice.
+        if _landed(store, name, batch_id):
+            log.warning("%s: batch %s committed although the write reported an error", name, batch_id)
+            return True
+        raise
     return True
+
+
+def _landed(store: Store, name: str, batch_id: str) -> bool:
+    """Whether ``batch_id`` is in table ``name``, read afresh (False if that cannot be told)."""
+    _OPEN.pop((store.table_uri(name), tuple(sorted(store.delta_options().items()))), None)
+    try:
+        dt = open_table(store, name)
+        return dt is not None and dt.transaction_version(batch_id) is not None
+    except Exception:  # noqa: BLE001 - the store is still failing: the write's own error is raised
+        return False
 
 
 def existing_keys(store: Store, domain_dates: Iterable[tuple[str, str]], ts_min: datetime, ts_max: datetime,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from etl.duck import load_extension
+from etl.duck import attach_s3
 from etl.storage import Store
 
 
@@ -23,9 +23,7 @@ def _open(store: Store) -> Any:
     con = duckdb.connect(config={"threads": 2, "autoinstall_known_extensions": False,
                                  "autoload_known_extensions": False})
     if store.is_s3:
-        load_extension(con, "httpfs")
-        sql, params = store.duckdb_secret_sql()
-        con.execute(sql, params)
+        attach_s3(con, store)
     return con
 
 
