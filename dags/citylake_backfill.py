@@ -14,7 +14,7 @@ from etl.sources import load_sources
 SOURCES = sorted(s.id for s in load_sources().values() if s.active)
 SILVER = AssetAlias(name="citylake_backfill_silver", group="citylake-silver")
 
-DOC = f"""
+DOC = """
 ### Backfill a date range of the lake
 
 Triggered by hand with `start` and `end` (KST dates, both included), for a day, a month or a year.
