@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,10 @@ class Settings:
     mqtt_protocol: str
     mqtt_topic_root: str
     mqtt_client_prefix: str
+    # MQTT login of the extractors and the simulator's publisher (None: anonymous). The password
+    # comes from the environment (CITYLAKE_MQTT_PASSWORD) and is kept out of repr() and logs.
+    mqtt_username: str | None
+    mqtt_password: str | None = field(repr=False)
     csv_drop_dir: str
     pseudonym_key_env: str
     # quality thresholds (quality.suites.Limits)

@@ -35,7 +35,8 @@ def get(
     timeout_s: float = 10.0,
     session: requests.Session | None = None,
 ) -> requests.Response:
-    """GET ``url``; retry timeouts, connection errors and 429/5xx with backoff 0.2, 0.4, 0.8 ... s."""
+    """GET ``url``; retry timeouts, connection errors, bodies cut short and 429/5xx with backoff
+    0.2, 0.4, 0.8 ... s. The body is read before returning, so a cut connection is retried here."""
     http = session or requests
     last: str = ""
     for attempt in range(retries + 1):
@@ -46,7 +47,10 @@ def get(
                     raise GatewayError(f"GET {url} answered HTTP {resp.status_code}: {_scrub(resp.text[:300])}")
                 return resp
             last = f"HTTP {resp.status_code}"
-        except (requests.Timeout, requests.ConnectionError) as exc:
+        except (requests.Timeout, requests.ConnectionError, requests.exceptions.ChunkedEncodingError,
+                requests.exceptions.ContentDecodingError) as exc:
+            # ChunkedEncodingError: the connection closed mid-body (chunked, or shorter than its
+            # Content-Length); requests raises it from get() since the body is read eagerly
             last = f"{type(exc).__name__}: {_scrub(str(exc))}"
         if attempt < retries:
             delay = backoff_s * (2 ** attempt)

@@ -50,18 +50,53 @@ SESSION_EXPIRY_S = 7 * 24 * 3600
 RECEIVE_MAXIMUM = 65535
 
 
-def make_client(client_id: str, protocol: str | None = None, durable: bool = False) -> Any:
-    """A paho client for the configured protocol ("5" or "3.1.1")."""
+class MqttAuthError(ConnectionError):
+    """The broker refused the login: wrong or missing CITYLAKE_MQTT_USERNAME / _PASSWORD."""
+
+
+# CONNACK reason codes that no retry can fix (MQTT v5 0x86, 0x87, 0x8C; v3.1.1 4 and 5)
+AUTH_FAILURES = frozenset({"Bad user name or password", "Not authorized", "Bad authentication method"})
+
+
+def make_client(client_id: str, protocol: str | None = None, durable: bool = False, *,
+                username: str | None = None, password: str | None = None) -> Any:
+    """A paho client for the configured protocol ("5" or "3.1.1"), with the configured login.
+
+    ``username``/``password`` override the settings (``mqtt_username``/``mqtt_password``);
+    without a username the client connects anonymously.
+    """
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
 
     from etl.settings import get_settings
 
-    protocol = protocol or get_settings().mqtt_protocol
+    settings = get_settings()
+    protocol = protocol or settings.mqtt_protocol
     if protocol == "5":
-        return mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
-    return mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=client_id,
-                       protocol=mqtt.MQTTv311, clean_session=not durable)
+        c = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    else:
+        c = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=client_id,
+                        protocol=mqtt.MQTTv311, clean_session=not durable)
+    if username is None:
+        username, password = settings.mqtt_username, settings.mqtt_password
+    if username:
+        c.username_pw_set(username, password)
+    return c
+
+
+def refused(host: str, port: int, rc: Any, username: str | None) -> ConnectionError:
+    """The error for a failed CONNACK: a login problem says which settings to check, never the password."""
+    if rc is not None and str(rc) in AUTH_FAILURES:
+        who = f"user {username!r}" if username else "an anonymous client (no CITYLAKE_MQTT_USERNAME)"
+        return MqttAuthError(f"MQTT broker {host}:{port} refused the login of {who}: {rc}; "
+                             "check CITYLAKE_MQTT_USERNAME / CITYLAKE_MQTT_PASSWORD")
+    return ConnectionError(f"MQTT broker {host}:{port} refused or timed out the connection ({rc})")
+
+
+def login_of(c: Any) -> str | None:
+    """The username a paho client logs in with (None: anonymous)."""
+    name = getattr(c, "_username", None)
+    return name.decode() if isinstance(name, bytes) else name
 
 
 def connect(c: Any, host: str, port: int, durable: bool) -> None:
@@ -87,14 +122,46 @@ class Drain:
     """Messages received in one run, not yet acknowledged."""
     client: Any
     frames: list[Frame] = field(default_factory=list)
-    _pending: list[tuple[int, int]] = field(default_factory=list)
+    _pending: list[tuple[int, int, int]] = field(default_factory=list)  # (connection, mid, qos)
+    _connection: list[int] = field(default_factory=lambda: [0])       # current connection number
 
     def ack_and_close(self) -> None:
-        """Acknowledge everything received (call after the batch is landed)."""
-        for mid, qos in self._pending:
-            self.client.ack(mid, qos)
-        time.sleep(0.2)  # let the network loop flush the PUBACKs
+        """Acknowledge everything received (call after the batch is landed).
+
+        Only messages received on the current connection are acknowledged: after a reconnect
+        (a broker restart) packet ids start over, so acknowledging an old id could acknowledge
+        a message this batch does not hold. The broker redelivers the others, which the next
+        batch lands again and silver counts as duplicates.
+        """
+        current = self._connection[0]
+        stale = 0
+        for conn, mid, qos in self._pending:
+            if conn == current and self.client.is_connected():
+                self.client.ack(mid, qos)
+            else:
+                stale += 1
+        if stale:
+            log.warning("%d messages not acknowledged (received before a reconnect, or the broker is gone); "
+                        "they are redelivered and counted as duplicates", stale)
+        self._barrier()
         self.close()
+
+    def _barrier(self, timeout_s: float = 30.0) -> None:
+        """Wait until the broker has processed the PUBACKs sent so far.
+
+        A broker handles one connection's packets in order, so the answer to an UNSUBSCRIBE
+        sent after the PUBACKs proves they were read. Without it, a busy broker may still hold
+        them unread when the next run connects with the same client id and takes the session
+        over: the old connection and its unread PUBACKs are dropped, and every message comes back.
+        """
+        if not self.client.is_connected():
+            return
+        done = threading.Event()
+        self.client.on_unsubscribe = lambda *args: done.set()
+        rc, _ = self.client.unsubscribe(f"$citylake-ack-barrier/{self.client._client_id.decode()}")
+        if rc != 0 or not done.wait(timeout_s):
+            log.warning("the broker did not confirm the acknowledgements within %.0fs; some messages may be "
+                        "redelivered (and counted as duplicates)", timeout_s)
 
     def close(self) -> None:
         try:
@@ -105,19 +172,37 @@ class Drain:
 
 def drain(host: str, port: int, topic: str, client_id: str, *, idle_s: float = 1.5,
           max_messages: int = 1_000_000, connect_timeout_s: float = 10.0) -> Drain:
-    """Connect with the persistent session, subscribe, and collect until the queue is idle."""
+    """Connect with the persistent session, subscribe, and collect until the queue is idle.
+
+    If the broker goes away mid-drain (a restart), paho reconnects to the same session and the
+    drain goes on; idle time counts only while connected. A broker gone longer than
+    ``connect_timeout_s`` ends the drain with what was received (not acknowledged: redelivered).
+    """
     client = make_client(client_id, durable=True)
     client.manual_ack_set(True)
+    client.reconnect_delay_set(min_delay=1, max_delay=2)
     connected = threading.Event()
     lock = threading.Lock()
-    state = {"last": time.monotonic(), "rc": None}
+    state: dict[str, Any] = {"last": time.monotonic(), "rc": None, "down_since": None}
     out = Drain(client)
 
     def on_connect(c: Any, userdata: Any, flags: Any, rc: Any, props: Any = None) -> None:
         state["rc"] = rc
         if not rc.is_failure:
+            with lock:
+                if connected.is_set():
+                    out._connection[0] += 1
+                    log.warning("reconnected to MQTT broker %s:%s (session present: %s)", host, port,
+                                getattr(flags, "session_present", "?"))
+                state["down_since"], state["last"] = None, time.monotonic()
             c.subscribe(topic, qos=1)
         connected.set()
+
+    def on_disconnect(c: Any, userdata: Any, flags: Any, rc: Any, props: Any = None) -> None:
+        with lock:
+            if not state.get("closed") and state["down_since"] is None:
+                state["down_since"] = time.monotonic()
+                log.warning("MQTT broker %s:%s went away mid-drain (%s); reconnecting", host, port, rc)
 
     def on_message(c: Any, userdata: Any, msg: Any) -> None:
         with lock:
@@ -125,10 +210,10 @@ def drain(host: str, port: int, topic: str, client_id: str, *, idle_s: float = 1
                 return
             out.frames.append(Frame(body=msg.payload, meta={"topic": msg.topic, "dup": bool(msg.dup)},
                                     seq=len(out.frames)))
-            out._pending.append((msg.mid, msg.qos))
+            out._pending.append((out._connection[0], msg.mid, msg.qos))
             state["last"] = time.monotonic()
 
-    client.on_connect, client.on_message = on_connect, on_message
+    client.on_connect, client.on_message, client.on_disconnect = on_connect, on_message, on_disconnect
     try:
         connect(client, host, port, durable=True)
     except OSError as exc:
@@ -136,9 +221,17 @@ def drain(host: str, port: int, topic: str, client_id: str, *, idle_s: float = 1
     client.loop_start()
     if not connected.wait(connect_timeout_s) or state["rc"] is None or state["rc"].is_failure:
         out.close()
-        raise ConnectionError(f"MQTT broker {host}:{port} refused or timed out the connection ({state['rc']})")
+        raise refused(host, port, state["rc"], login_of(client))
     state["last"] = time.monotonic()
-    while time.monotonic() - state["last"] < idle_s and len(out.frames) < max_messages:
+    while len(out.frames) < max_messages:
+        now = time.monotonic()
+        with lock:
+            down, last = state["down_since"], state["last"]
+        if down is not None and now - down > connect_timeout_s:
+            log.warning("MQTT broker %s:%s still gone after %.0fs: ending the drain", host, port, now - down)
+            break
+        if down is None and now - last >= idle_s:
+            break
         time.sleep(0.05)
     with lock:
         state["closed"] = True  # only what is in this batch gets acknowledged

@@ -22,7 +22,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from etl.extract.airkorea import FIELDS, MISSING, PATHS, PROVINCE_LATEST, RESULT_CODES, STATION_SERIES
 from etl.simulate.clock import SimClock
-from etl.simulate.faults import FaultPlan
+from etl.simulate.faults import FaultPlan, send_cut
 from etl.timeutil import format_kst_hour, kst_date
 
 Values = Callable[[str, datetime], dict[str, float | None]]
@@ -91,6 +91,14 @@ class BadRequest(Exception):
         self.code = code
 
 
+class Cut(Exception):
+    """The handler must send ``body`` cut off mid-way (the ``http_cut`` fault)."""
+
+    def __init__(self, content_type: str, body: bytes):
+        super().__init__("cut")
+        self.content_type, self.body = content_type, body
+
+
 class AirKoreaServer:
     """The three AirKorea operations the city uses, on 127.0.0.1 (``port=0`` picks a free port)."""
 
@@ -157,6 +165,10 @@ class AirKoreaServer:
         op = next((name for name, p in PATHS.items() if p == path.rstrip("/")), None)
         if op is None:
             return self._gateway_error("?", 12)
+        if self.faults.outage:
+            self.faults.note("outage")
+            self.calls.append((op, 503))
+            return 503, "text/html;charset=UTF-8", b"<html><body><h1>503 Service Unavailable</h1></body></html>"
         if params.get("serviceKey") != self.service_key:
             return self._gateway_error(op, 30)
         if not self._within_quota():
@@ -174,7 +186,10 @@ class AirKoreaServer:
             self.calls.append((op, exc.code))
             return 200, _content_type(as_json), _render(as_json, exc.code, None)
         self.calls.append((op, 0))
-        return 200, _content_type(as_json), _render(as_json, 0, (items, page, rows, total))
+        body = _render(as_json, 0, (items, page, rows, total))
+        if fault == "http_cut":
+            raise Cut(_content_type(as_json), body)
+        return 200, _content_type(as_json), body
 
     def _gateway_error(self, op: str, code: int) -> tuple[int, str, bytes]:
         self.calls.append((op, code))
@@ -190,8 +205,9 @@ class AirKoreaServer:
         """503 or a stall on the first attempt of a request (same query, same served hour)."""
         query = "&".join(f"{k}={v}" for k, v in sorted(params.items()) if k != "serviceKey")
         key = f"{op}?{query}@{self._latest().isoformat()}"
-        kinds = [k for k in ("http_5xx", "http_timeout") if self.faults.hit(k, key)]
+        kinds = [k for k in ("http_5xx", "http_timeout", "http_cut") if self.faults.hit(k, key)]
         if kinds and self.faults.first_attempt(key):
+            self.faults.note(kinds[0])
             return kinds[0]
         return None
 
@@ -371,7 +387,10 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 (http.server API)
         parts = urlsplit(self.path)
         app: AirKoreaServer = self.server.app  # type: ignore[attr-defined]
-        status, content_type, body = app.respond(parts.path, parts.query)
+        try:
+            status, content_type, body = app.respond(parts.path, parts.query)
+        except Cut as cut:
+            return send_cut(self, cut.content_type, cut.body)
         try:
             self.send_response(status)
             self.send_header("Content-Type", content_type)

@@ -3,6 +3,7 @@
 Mosquitto is the real thing (and what durability is proven against); this only lets the demo
 run where no broker is installed. amqtt relays QoS 1 but does not keep messages for a
 disconnected persistent session, so publish after the extractor has subscribed.
+:class:`Mosquitto` runs a private Mosquitto process for tests that kill or reconfigure a broker.
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import logging
 import socket
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -82,3 +84,68 @@ class EmbeddedBroker:
         if self._broker is not None:
             asyncio.run_coroutine_threadsafe(self._broker.shutdown(), self._loop).result(timeout=15)
         self._loop.call_soon_threadsafe(self._loop.stop)
+
+
+class Mosquitto:
+    """A private Mosquitto process on a free loopback port, for fault and auth tests.
+
+    ``persistence true`` in its own directory, saved after every change (``save_every_change``),
+    so a SIGKILLed broker restarts with its durable sessions and queued messages as far as its
+    last save. The system broker on 1883 is never touched.
+    """
+
+    BINARY = "/usr/sbin/mosquitto"
+
+    def __init__(self, workdir: Path, *, port: int = 0, extra: tuple[str, ...] = (), save_every_change: bool = True):
+        self.workdir, self.port, self.extra = workdir, port or free_port(), extra
+        self.save_every_change = save_every_change  # False: a save a minute (faster with deep queues)
+        self.proc: Any = None
+
+    def config(self) -> Path:
+        data = self.workdir / "data"
+        data.mkdir(parents=True, exist_ok=True)
+        conf = self.workdir / "mosquitto.conf"
+        import getpass
+
+        # run as whoever runs the test (as root, Mosquitto would switch to user "mosquitto",
+        # which cannot write a private temporary directory)
+        lines = [f"listener {self.port} 127.0.0.1", f"user {getpass.getuser()}", "persistence true", f"persistence_location {data}/",
+                 *(["autosave_on_changes true", "autosave_interval 1"] if self.save_every_change else []),
+                 "max_queued_messages 0",
+                 "max_inflight_messages 0", "persistent_client_expiration 1d", "log_dest stderr",
+                 "log_type error", "log_type warning", *self.extra]
+        if not any(line.startswith("allow_anonymous") for line in self.extra):
+            lines.append("allow_anonymous true")
+        conf.write_text("\n".join(lines) + "\n")
+        return conf
+
+    def start(self, timeout_s: float = 10.0) -> "Mosquitto":
+        import subprocess
+
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        log_file = open(self.workdir / "mosquitto.log", "ab")
+        self.proc = subprocess.Popen([self.BINARY, "-c", str(self.config())], stdout=log_file, stderr=log_file)
+        log_file.close()
+        deadline = time.monotonic() + timeout_s
+        while not reachable("127.0.0.1", self.port, 0.2):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"mosquitto did not start on {self.port}: {self.log()[-2000:]}")
+            time.sleep(0.05)
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL: no clean shutdown, no final save of the persistence file."""
+        import signal
+
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+    def log(self) -> str:
+        path = self.workdir / "mosquitto.log"
+        return path.read_text(errors="replace") if path.exists() else ""

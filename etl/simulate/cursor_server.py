@@ -29,7 +29,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from etl.simulate import signals
 from etl.simulate.clock import SimClock
-from etl.simulate.faults import FaultPlan, fraction
+from etl.simulate.faults import FaultPlan, fraction, send_cut
 from etl.timeutil import KST, UTC, kst_date, parse_iso
 from etl.units import conversion
 
@@ -269,12 +269,15 @@ class CursorServer:
         return header is not None and hmac.compare_digest(header.encode(), expected)
 
     def transient_fault(self, request_key: str) -> str | None:
-        """'5xx' or 'timeout' on the first attempt of a request, as decided by the fault plan."""
-        if not (self.faults.http_5xx or self.faults.http_timeout) or not self.faults.first_attempt(request_key):
+        """'5xx', 'timeout' or 'cut' on the first attempt of a request, as the fault plan decides."""
+        f = self.faults
+        if not (f.http_5xx or f.http_timeout or f.http_cut) or not f.first_attempt(request_key):
             return None
-        if self.faults.hit("http_5xx", request_key):
+        if f.hit("http_5xx", request_key):
             return "5xx"
-        return "timeout" if self.faults.hit("http_timeout", request_key) else None
+        if f.hit("http_timeout", request_key):
+            return "timeout"
+        return "cut" if f.hit("http_cut", request_key) else None
 
     def stall(self) -> None:
         self._stopping.wait(self.faults.timeout_s)
@@ -305,12 +308,20 @@ class _Handler(BaseHTTPRequestHandler):
                 raise ApiError(HTTPStatus.UNAUTHORIZED, "unauthorized", "missing or invalid bearer token")
             if url.path not in app.routes:
                 raise ApiError(HTTPStatus.NOT_FOUND, "not_found", f"no such resource: {url.path}")
+            if app.faults.outage:
+                app.faults.note("outage")
+                raise ApiError(HTTPStatus.SERVICE_UNAVAILABLE, "unavailable", "service down for maintenance")
             query = parse_query(url.query)
             fault = app.transient_fault(self.path)
+            if fault:
+                app.faults.note(f"http_{fault}")  # the FaultPlan field that caused it
             if fault == "5xx":
                 raise ApiError(HTTPStatus.SERVICE_UNAVAILABLE, "unavailable", "service temporarily unavailable")
             if fault == "timeout":
                 app.stall()
+            if fault == "cut":
+                body = json.dumps(app.page(url.path, query), ensure_ascii=False, separators=(",", ":")).encode()
+                return send_cut(self, "application/json; charset=utf-8", body)
             self._send(HTTPStatus.OK, app.page(url.path, query))
         except ApiError as err:
             self._send(err.status, {"error": {"code": err.code, "message": err.message}})

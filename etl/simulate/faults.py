@@ -2,13 +2,16 @@
 
 Every decision is a hash of (seed, fault kind, key), so replaying a window gives the same
 bytes (landing stays idempotent) while the faults still look random across devices.
-Transient faults (HTTP 5xx, timeouts) hit only the first attempt of a request, so a client
-that retries recovers, as it would from a real flaky gateway.
+Transient faults (HTTP 5xx, timeouts, a body cut mid-way) hit only the first attempt of a
+request, so a client that retries recovers, as it would from a real flaky gateway. ``outage``
+is a switch, not a rate: while it is set every request answers 503, however often it is retried.
 """
 from __future__ import annotations
 
 import hashlib
+import socket
 import threading
+from collections import Counter
 from datetime import datetime
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -29,10 +32,13 @@ class FaultPlan:
     skewed: float = 0.0          # share of devices with a skewed clock
     http_5xx: float = 0.0        # first attempt of a request answers 503
     http_timeout: float = 0.0    # first attempt of a request stalls past the client timeout
+    http_cut: float = 0.0        # first attempt of a request: the connection closes mid-body
     timeout_s: float = 12.0
+    outage: bool = False         # the gateway is down: every request answers 503 until cleared
     broker_disconnects: int = 0  # the MQTT publisher drops its connection this many times
     _attempts: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+    _served: Counter = field(default_factory=Counter, repr=False, compare=False)  # kind -> failures served
 
     @classmethod
     def none(cls) -> "FaultPlan":
@@ -56,12 +62,39 @@ class FaultPlan:
         rate = getattr(self, kind)
         return rate > 0 and fraction(self.seed, kind, *key) < rate
 
+    def note(self, kind: str) -> None:
+        """Count a failure a gateway served (5xx, timeout, cut, outage), for tests to report."""
+        with self._lock:
+            self._served[kind] += 1
+
+    def served(self) -> Counter:
+        """Failures served so far, by kind."""
+        with self._lock:
+            return Counter(self._served)
+
     def first_attempt(self, request_key: str) -> bool:
         """True the first time a request is seen (transient faults strike only then)."""
         with self._lock:
             n = self._attempts.get(request_key, 0)
             self._attempts[request_key] = n + 1
         return n == 0
+
+
+def send_cut(handler: Any, content_type: str, body: bytes) -> None:
+    """Answer 200 with a chunked body and close the connection half-way through its only chunk
+    (what a proxy or gateway restart does to a response in flight); the client gets a truncated
+    body it must not accept (requests raises ChunkedEncodingError)."""
+    try:
+        handler.send_response(200)
+        handler.send_header("Content-Type", content_type)
+        handler.send_header("Transfer-Encoding", "chunked")
+        handler.end_headers()
+        handler.wfile.write(b"%x\r\n" % len(body) + body[: len(body) // 2])
+        handler.wfile.flush()
+        handler.connection.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # the client went away first
+    handler.close_connection = True
 
 
 def fraction(*key: object) -> float:

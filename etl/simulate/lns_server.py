@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, urlparse
 
 from etl.simulate import messages
 from etl.simulate.clock import SimClock
-from etl.simulate.faults import FaultPlan
+from etl.simulate.faults import FaultPlan, send_cut
 from etl.timeutil import parse_iso
 
 PREFIX = "/api/v3/as/applications/"
@@ -80,12 +80,17 @@ class LnsServer:
                 pass
 
             def _json(self, code: int, body: dict) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                self._send(code, json.dumps(body).encode())
+
+            def _send(self, code: int, data: bytes) -> None:
+                try:
+                    self.send_response(code)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up (a simulated stall outlived its timeout)
 
             def do_GET(self) -> None:  # noqa: N802
                 url = urlparse(self.path)
@@ -93,11 +98,16 @@ class LnsServer:
                     return self._json(404, {"code": 5, "message": "not found"})
                 if self.headers.get("Authorization") != f"Bearer {server.api_key}":
                     return self._json(401, {"code": 16, "message": "error:pkg/auth:unauthenticated (unauthenticated)"})
+                if server.faults.outage:
+                    server.faults.note("outage")
+                    return self._json(503, {"code": 14, "message": "unavailable"})
                 q = {k: v[-1] for k, v in parse_qs(url.query).items()}
                 key = self.path
                 if server.faults.hit("http_5xx", key) and server.faults.first_attempt("5xx" + key):
+                    server.faults.note("http_5xx")
                     return self._json(503, {"code": 14, "message": "unavailable"})
                 if server.faults.hit("http_timeout", key) and server.faults.first_attempt("to" + key):
+                    server.faults.note("http_timeout")
                     time.sleep(server.faults.timeout_s)
                 try:
                     now = server.clock.now()
@@ -108,10 +118,9 @@ class LnsServer:
                     return self._json(400, {"code": 3, "message": f"invalid argument: {exc}"})
                 items = server.uplinks(after, before)[:limit]
                 data = b"".join(json.dumps({"result": u}, separators=(",", ":")).encode() + b"\n" for u in items)
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                if server.faults.hit("http_cut", key) and server.faults.first_attempt("cut" + key):
+                    server.faults.note("http_cut")
+                    return send_cut(self, "application/json", data)
+                self._send(200, data)
 
         return Handler
