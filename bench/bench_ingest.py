@@ -100,19 +100,88 @@ def write_landing(a: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     return saved
 
 
-def _in_window_order(envelopes: list[dict[str, Any]]) -> list[Any]:
-    """As the scheduler would run them: every source's batch of an hour, then the next hour."""
+def _in_window_order(envelopes: list[dict[str, Any]], hours: int | None = None) -> list[Any]:
+    """As the scheduler would run them: every source's batch of an hour, then the next hour
+    (only the windows that start in the first ``hours`` hours, if given)."""
     from etl.landing import Envelope
 
-    return sorted((Envelope(**e) for e in envelopes), key=lambda e: e.window_start)
+    envs = sorted((Envelope(**e) for e in envelopes), key=lambda e: e.window_start)
+    if hours is None or not envs:
+        return envs
+    from datetime import datetime, timedelta
+
+    cut = (datetime.fromisoformat(envs[0].window_start) + timedelta(hours=hours)).isoformat()
+    return [e for e in envs if e.window_start < cut]
 
 
 def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
+class BatchPeak:
+    """Peak RSS between two ``lap()`` calls: a thread samples /proc/self/statm every ``every_s``
+    (``ru_maxrss`` only ever grows, so it cannot tell one batch's peak from the day's)."""
+
+    def __init__(self, every_s: float = 0.005):
+        import threading
+
+        self._page_mb = os.sysconf("SC_PAGE_SIZE") / 2**20
+        self._peak = self._now()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(every_s,), daemon=True)
+        self._thread.start()
+
+    def _now(self) -> float:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * self._page_mb
+
+    def _run(self, every_s: float) -> None:
+        while not self._stop.wait(every_s):
+            self._peak = max(self._peak, self._now())
+
+    def lap(self) -> float:
+        """The peak since the last lap (MB), and start a new one."""
+        peak, self._peak = max(self._peak, self._now()), self._now()
+        return peak
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+class QualityClock:
+    """Seconds inside the quality step of ``etl.normalize.normalize``: ``quality.check.check``
+    (row and batch suites, series history) and ``Checked.commit`` (GX results, checks)."""
+
+    def __init__(self) -> None:
+        import quality.check as qc
+
+        self.seconds = 0.0
+        self._qc, self._check, self._commit = qc, qc.check, qc.Checked.commit
+        qc.check = self._timed(self._check)
+        qc.Checked.commit = self._timed(self._commit)
+
+    def _timed(self, fn: Any) -> Any:
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            t0 = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.seconds += time.perf_counter() - t0
+        return timed
+
+    def lap(self) -> float:
+        seconds, self.seconds = self.seconds, 0.0
+        return seconds
+
+    def close(self) -> None:
+        self._qc.check, self._qc.Checked.commit = self._check, self._commit
+
+
 # ---- 2. ours ------------------------------------------------------------------------------
-def phase_ours(workdir: Path) -> dict[str, Any]:
+def phase_ours(workdir: Path, hours: int | None = None) -> dict[str, Any]:
+    """Normalise every landed batch (of the first ``hours``) in window order; per batch its
+    seconds, the quality step's seconds and its own peak RSS (``BatchPeak``)."""
     from etl import normalize
     from etl.registry.load import load_registry
     from etl.sources import load_sources
@@ -125,17 +194,25 @@ def phase_ours(workdir: Path) -> dict[str, Any]:
     registry = load_registry()
     per: dict[str, dict[str, Any]] = {}
     rss_start = _rss_mb()
+    envs = _in_window_order(saved["envelopes"], hours)
+    trail, batches = [], []
+    peaks, qclock = BatchPeak(), QualityClock()
     t_all = time.perf_counter()
-    envs = _in_window_order(saved["envelopes"])
-    trail = []
     for i, env in enumerate(envs):
+        peaks.lap()
+        qclock.lap()
         t0 = time.perf_counter()
         r = normalize.normalize(store, sources[env.source], env, registry)
         dt = time.perf_counter() - t0
+        batches.append({"source": env.source, "window_start": env.window_start, "received": r.received,
+                        "seconds": round(dt, 4), "quality_s": round(qclock.lap(), 4),
+                        "peak_rss_mb": round(peaks.lap(), 1)})
         s = per.setdefault(env.source, {"batches": 0, "seconds": 0.0, "received": 0, "accepted": 0,
-                                        "quarantined": 0, "duplicates": 0, "max_batch_received": 0})
+                                        "quarantined": 0, "duplicates": 0, "max_batch_received": 0,
+                                        "quality_s": 0.0})
         s["batches"] += 1
         s["seconds"] += dt
+        s["quality_s"] += batches[-1]["quality_s"]
         s["max_batch_received"] = max(s["max_batch_received"], r.received)
         for k in ("received", "accepted", "quarantined", "duplicates"):
             s[k] += getattr(r, k)
@@ -143,12 +220,15 @@ def phase_ours(workdir: Path) -> dict[str, Any]:
             raise SystemExit(f"batch {env.batch_id} does not reconcile")
         if (i + 1) % max(1, len(envs) // 8) == 0 or i + 1 == len(envs):
             trail.append({"batches": i + 1, "peak_rss_mb": round(_rss_mb(), 1)})
-    return {"seconds": time.perf_counter() - t_all, "sources": per, "peak_rss_mb": _rss_mb(),
-            "rss_before_mb": rss_start, "rss_trail": trail}
+    seconds = time.perf_counter() - t_all
+    peaks.close()
+    qclock.close()
+    return {"seconds": seconds, "sources": per, "peak_rss_mb": _rss_mb(), "rss_before_mb": rss_start,
+            "rss_trail": trail, "quality_s": sum(b["quality_s"] for b in batches), "batches": batches}
 
 
 # ---- 3. floor -----------------------------------------------------------------------------
-def phase_floor(workdir: Path) -> dict[str, Any]:
+def phase_floor(workdir: Path, hours: int | None = None) -> dict[str, Any]:
     import floor
     from etl.registry.load import load_registry
     from etl.settings import get_settings
@@ -162,7 +242,7 @@ def phase_floor(workdir: Path) -> dict[str, Any]:
     per: dict[str, dict[str, Any]] = {}
     rss_start = _rss_mb()
     t_all = time.perf_counter()
-    for env in _in_window_order(saved["envelopes"]):
+    for env in _in_window_order(saved["envelopes"], hours):
         t0 = time.perf_counter()
         rows = runner.batch(sources[env.source], env, str(workdir / "lake" / env.key))
         s = per.setdefault(env.source, {"batches": 0, "seconds": 0.0, "rows": 0})
