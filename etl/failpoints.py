@@ -15,10 +15,27 @@ POINTS = (
     "after_landing_data",       # data object written, envelope not yet
     "after_landing",            # batch landed; MQTT not acked, cursor not saved
     "after_silver_commit",      # silver committed; quarantine and ledger not yet
-    "after_quarantine_commit",  # ledger not yet
+    "after_quarantine_commit",  # quality checks and ledger not yet
+    "after_checks_commit",      # quality checks committed; ledger not yet
+    "after_ack",                # MQTT batch landed and acked, not normalised
+    "after_cursor",             # pull batch landed and cursor saved, not normalised
+    "before_batch",             # before each batch of a run's normalisation (@N: between batches)
     # publish
     "publish.file",             # before each file of a new dataset version is written
+    "publish.version",          # a version's files written, its manifest.json not yet
+    "publish.gate",             # every dataset built and scanned, before the gate's verdict
+    "publish.metadata",         # before each release metadata file (Data Docs, catalog.jsonld)
+    "publish.manifest",         # release files written, its manifest.json not yet
     "publish.switch",           # release written, latest.json not yet switched
+    "publish.after_switch",     # latest.json switched; history, changes, catalogue not yet
+    "publish.feeds",            # history, changes and catalogue written; feeds not yet
+    "publish.portal",           # feeds written; the portal not yet
+    # gold
+    "gold.model",               # before each model's Delta write (@N: between models)
+    "gold.commit",              # after each model's Delta commit
+    # quality
+    "quality.daily",            # daily tables computed, quality_daily not yet written
+    "quality.health",           # quality_daily committed, device_health not yet
 )
 
 _HITS: Counter[str] = Counter()

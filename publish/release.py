@@ -300,13 +300,14 @@ def build_dataset(ds: Dataset, catalogue: Catalogue, snap: dict[str, dict[str, A
         return Built(live_version[1], {}, _schema_of(public_store, *live_version))
     version = version_of(key, (previous or {}).get("version"))
     prefix = f"datasets/{ds.id}/{version}"
-    if not again and public_store.exists(f"{prefix}/manifest.json"):
-        existing = _version(public_store, ds.id, version)
-        return Built(existing[1], {}, _schema_of(public_store, *existing))
     problems = privacy.check_rows(ds.id, ds.domain, table, as_of, get_settings().gold_daycare_min_count,
                                   ds.embargo_until, ds.embargo_columns)
     if problems:
         gate.findings.extend(problems)
+    if not again and public_store.exists(f"{prefix}/manifest.json"):   # an interrupted run wrote it
+        existing = _version(public_store, ds.id, version)
+        _rescan(public_store, *existing, gate)
+        return Built(existing[1], {}, _schema_of(public_store, *existing))
     prev_rows = _previous_rows(public_store, live_version)
     table, changes = with_revisions(ds, table, prev_rows)
     files = file_set(ds, table)
@@ -329,6 +330,19 @@ def build_dataset(ds: Dataset, catalogue: Catalogue, snap: dict[str, dict[str, A
         gate.scan(f"{prefix}/{path}", data, "text")
         out[path] = data
     return Built(manifest, out, table.schema)
+
+
+def _rescan(public_store: Store, prefix: str, manifest: dict[str, Any], gate: privacy.Gate) -> None:
+    """Put a version an interrupted run wrote (not live yet) through the gate again, as a fresh
+    build would: the release's gate report counts every file of it, and a file that is not
+    what its manifest says stops the release."""
+    for f in manifest["files"]:
+        data = public_store.get(f"{prefix}/{f['path']}")
+        if len(data) != f["bytes"] or hashlib.sha256(data).hexdigest() != f["sha256"]:
+            raise ReleaseError(f"{prefix}/{f['path']}: size or SHA-256 differs from the version's manifest")
+        gate.scan(f"{prefix}/{f['path']}", data, f["format"])
+    for name in ("datapackage.json", "dictionary.html"):
+        gate.scan(f"{prefix}/{name}", public_store.get(f"{prefix}/{name}"), "text")
 
 
 def _statuses(table: pa.Table) -> dict[str, str]:
@@ -443,6 +457,7 @@ def publish(as_of: date | None = None, datasets: list[str] | None = None, lake_s
                           prev, gate, issued, base_url)
         if b is not None:
             built[ds.id] = b
+    failpoints.hit("publish.gate")
     gate.raise_if_failed()                  # nothing of this release was written yet
     entries = _dataset_entries(catalogue, built, previous, datasets)
     release = f"{as_of.isoformat()}." + hashlib.sha256(
@@ -455,6 +470,7 @@ def publish(as_of: date | None = None, datasets: list[str] | None = None, lake_s
             failpoints.hit("publish.file")
             public_store.put_if_absent(f"{b.prefix}/{path}", data, formats.content_type(path))
         if b.files:                         # the release that first published this version
+            failpoints.hit("publish.version")
             b.manifest["release"] = release
             public_store.put_if_absent(f"{b.prefix}/manifest.json", _json(b.manifest), "application/json")
     manifest = _release_manifest(release, as_of, issued, snap, entries, gate, current)
@@ -465,6 +481,7 @@ def publish(as_of: date | None = None, datasets: list[str] | None = None, lake_s
     failpoints.hit("publish.switch")
     public_store.put(POINTER, _json({"release": release, "manifest": f"releases/{release}/manifest.json",
                                      "as_of": as_of.isoformat(), "issued": issued}), "application/json")
+    failpoints.hit("publish.after_switch")
     _after_switch(public_store, lake_store, manifest, base_url, as_of, gate)
     log.info("release %s: %d datasets, %d new versions", release, len(entries), sum(1 for b in built.values() if b.files))
     return {"release": release, "changed": True, "datasets": len(entries),
@@ -516,9 +533,12 @@ def _write_release(public_store: Store, lake_store: Store, release: str, manifes
     gate.scan(f"{prefix}/catalog.jsonld", dcat, "text")
     gate.raise_if_failed()
     for path, data in sorted(docs.items()):
+        failpoints.hit("publish.metadata")
         public_store.put_if_absent(f"{prefix}/quality/{path}", data, formats.content_type(path))
+    failpoints.hit("publish.metadata")
     public_store.put_if_absent(f"{prefix}/catalog.jsonld", dcat, "application/ld+json")
     manifest["quality_reports"] = f"{prefix}/quality/index.html" if docs else None
+    failpoints.hit("publish.manifest")
     public_store.put_if_absent(f"{prefix}/manifest.json", _json(manifest), "application/json")
 
 
@@ -533,6 +553,10 @@ def _after_switch(public_store: Store, lake_store: Store, manifest: dict[str, An
     """Files derived from the live release (safe to redo: same release, same bytes)."""
     from publish import changes, feeds, portal
 
+    previous = manifest.get("previous")
+    if previous and all(r["release"] != previous for r in changes.history(public_store)):
+        # the previous release went live but its run died before recording it: keep the history whole
+        changes.record(public_store, json.loads(public_store.get(f"releases/{previous}/manifest.json")))
     history = changes.record(public_store, manifest)
     public_store.put(CHANGES, _json(changes.feed(history)), "application/json")
     public_store.put("catalog.jsonld", public_store.get(f"releases/{manifest['release']}/catalog.jsonld"),
@@ -546,8 +570,10 @@ def _after_switch(public_store: Store, lake_store: Store, manifest: dict[str, An
     for path, data in rendered.items():
         gate.scan(path, data, "text")
     gate.raise_if_failed()
+    failpoints.hit("publish.feeds")
     for path, data in rendered.items():
         public_store.put(path, data, "application/atom+xml" if path.endswith(".atom") else "application/feed+json")
+    failpoints.hit("publish.portal")
     portal.publish_site(public_store, manifest, base_url, gate)
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from etl import failpoints
 from etl.storage import DEVICE_HEALTH, QUALITY_DAILY, Store, lake
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,7 @@ def _session(store: Store, dates: list[str]) -> Any:
     from etl.registry.load import load_registry
     from etl.sources import load_sources
 
-    con = duck.connect(store)
+    con = duck.connect(store, threads=1)   # one thread: float sums in a fixed order, same bits on a re-run
     missing = {"silver", "quarantine", "batches", "quality_checks"} - {r[0] for r in con.sql("SHOW TABLES").fetchall()}
     for view in missing:  # an empty lake: empty tables with the right columns
         name = next(k for k, v in duck.VIEWS.items() if v == view)
@@ -73,7 +74,9 @@ def rebuild(dates: list[str], store: Store | None = None) -> dict[str, Any]:
     finally:
         con.close()
     meta = {"citylake.rebuilt_dates": ",".join(dates)}
+    failpoints.hit("quality.daily")
     tables.replace_partitions(store, QUALITY_DAILY, daily, "date", dates, meta)
+    failpoints.hit("quality.health")
     tables.replace_partitions(store, DEVICE_HEALTH, health, "date", dates, meta)
     log.info("quality tables rebuilt for %s: quality_daily %d rows, device_health %d rows", dates,
              daily.num_rows, health.num_rows)

@@ -27,6 +27,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from etl import failpoints
 from etl.storage import GOLD, Store, lake
 
 log = logging.getLogger(__name__)
@@ -98,7 +99,9 @@ def session(store: Store) -> Any:
     from etl import duck, tables
     from etl.aggregate import indices
 
-    con = duck.connect(store)
+    # One thread: parallel aggregation adds float partial sums in a varying order, so the same
+    # silver gave gold differing in the last bits run to run (re-runs published spurious revisions).
+    con = duck.connect(store, threads=1)
     duck.add_devices(con)
     con.execute("SET TimeZone = 'UTC'")   # date_trunc on UTC timestamps must not depend on the machine
     present = {r[0] for r in con.sql("SHOW TABLES").fetchall()}
@@ -188,8 +191,10 @@ def rebuild(domain: str, dates: list[str], store: Store | None = None, con: Any 
                            horizon)
             con.register(m.name, whole)       # for the later models of the domain
             out = whole.filter(pc.is_in(whole["date"], value_set=pa.array(dates)))
+            failpoints.hit("gold.model")
             tables.replace_partitions(store, m.table, _plain(out), "date", dates,
                                       {"citylake.rebuilt_dates": ",".join(dates), "citylake.model": m.name})
+            failpoints.hit("gold.commit")
             result["tables"][m.name] = out.num_rows
             log.info("gold %s rebuilt for %s: %d rows in %.1f s", m.name, dates, out.num_rows,
                      time.perf_counter() - t0)
