@@ -6,8 +6,9 @@ so an Airflow task is one call. Nothing here imports Airflow.
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Iterator
 from urllib.parse import urlparse
 
 from etl import failpoints, landing
@@ -137,6 +138,7 @@ def extract(source_id: str, start: datetime, end: datetime, store: Store | None 
     result = _land(store, source, start, end, frames, received_at)
     if cursor is not None:
         landing.save_cursor(store, source.id, cursor)  # after landing: a crash re-fetches, never skips
+        failpoints.hit("after_cursor")
     return result
 
 
@@ -152,6 +154,7 @@ def _extract_mqtt(source: Source, start: datetime, end: datetime, store: Store, 
         session.close()  # un-acked: the broker redelivers them to the next run
         raise
     session.ack_and_close()
+    failpoints.hit("after_ack")
     return result
 
 
@@ -178,7 +181,35 @@ def normalize(source_id: str, envelope_key: str | None, store: Store | None = No
     store = store or lake()
     source = load_sources()[source_id]
     env = landing.read_envelope(store, envelope_key)
-    return norm.normalize(store, source, env, _registry()).as_dict()
+    with source_lock(store, source_id):
+        return norm.normalize(store, source, env, _registry()).as_dict()
+
+
+@contextmanager
+def source_lock(store: Store, source_id: str) -> Iterator[None]:
+    """One batch of a source normalised at a time on this machine, whoever runs it.
+
+    Batches of one source overlap (the look-back hour, a drop folder listed by two runs), and
+    a batch drops the readings silver already holds before it commits: two at once would both
+    keep the shared readings. Airflow runs one ``normalize`` per ingest DAG at a time; this
+    also covers runs it does not schedule (two ``citylake run-dag`` of different dates, a
+    backfill beside the scheduler). The kernel drops the lock when its holder dies, kill -9
+    included. Several machines sharing one lake still rely on Airflow's limit alone.
+    """
+    import fcntl
+    import hashlib
+    import tempfile
+    from pathlib import Path
+
+    folder = Path(tempfile.gettempdir()) / "citylake-locks"
+    folder.mkdir(exist_ok=True)
+    name = hashlib.sha256(f"{store.root}\n{source_id}".encode()).hexdigest()[:32]
+    with open(folder / f"normalize-{name}.lock", "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def pending_batches(source_id: str, day: str | None = None, store: Store | None = None) -> list[str]:
@@ -205,7 +236,10 @@ def normalize_all(source_id: str, envelope_key: str | None, day_hint: datetime |
         d = kst_date(utc(day_hint))
         for day in (d - timedelta(days=1), d):
             keys += [k for k in pending_batches(source_id, day.isoformat(), store) if k not in keys]
-    results = [normalize(source_id, k, store) for k in keys]
+    results = []
+    for k in keys:
+        failpoints.hit("before_batch")
+        results.append(normalize(source_id, k, store))
     total: dict[str, Any] = {"source": source_id, "batches": [r["batch_id"] for r in results if r["batch_id"]],
                              "results": [r for r in results if r["batch_id"]],
                              "domains": sorted({d for r in results for d in r["domains"]} or load_sources()[source_id].domains),

@@ -531,6 +531,7 @@ def normalize(store: Store, source: Source, env: Envelope, registry: pa.Table) -
         tables.append_once(store, QUARANTINE, quarantine, env.batch_id, meta)
     failpoints.hit("after_quarantine_commit")
     checked.commit(store, env.batch_id, meta)
+    failpoints.hit("after_checks_commit")
     now = datetime.now(timezone.utc)
     record = pa.table({
         "batch_id": [env.batch_id], "source": [source.id],

@@ -179,7 +179,9 @@ _TXNS: dict[tuple[str, str], tuple[int, int | None]] = {}
 
 
 def append_once(store: Store, name: str, table: pa.Table, batch_id: str, metadata: dict[str, str] | None = None) -> bool:
-    """Append ``table`` to Delta table ``name`` unless ``batch_id`` was committed. True if written."""
+    """Append ``table`` to Delta table ``name`` unless ``batch_id`` was committed. True if this
+    call wrote it, or its write reported an error yet the batch is committed (a lost answer, or
+    a racing writer of the same batch won); False if it was committed before."""
     from deltalake import CommitProperties, Transaction, write_deltalake
 
     dt = open_table(store, name)
