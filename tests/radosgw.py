@@ -42,7 +42,7 @@ BINARIES = ("ceph-mon", "ceph-osd", "radosgw", "radosgw-admin", "ceph", "monmapt
 INSTALL_HINT = "apt-get install -y --no-install-recommends " + " ".join(PACKAGES)
 
 ACCESS_KEY = "citylake-test"
-SECRET_KEY = "citylake-test-secret-key"
+SECRET_KEY = os.urandom(16).hex()   # made per run: no credential literal in the repository
 REGION = "us-east-1"   # RGW ignores the region of SigV4 requests for the default zonegroup
 
 # What pyarrow (AWS SDK for C++) and boto3 need against Pacific RGW: it does not understand
