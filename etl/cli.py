@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from datetime import date, datetime
 from typing import Any
@@ -503,5 +504,24 @@ def main(argv: list[str] | None = None) -> int:
     return int(args.func(args) or 0)
 
 
+def run() -> None:
+    """The ``citylake`` command: ``main``, then leave without interpreter finalisation.
+
+    pyarrow's I/O threads (reading Delta files through delta-rs's Python file handler) can still
+    be alive when the interpreter finalises; one calling into Python then is unwound and
+    aborts the process (SIGABRT, "terminate called without an active exception") after the
+    work is done. The exit handlers still run and the streams are flushed first.
+    """
+    import atexit
+    import logging
+
+    code = main()
+    atexit._run_exitfuncs()
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

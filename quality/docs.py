@@ -27,6 +27,7 @@ def gx_page(result: dict[str, Any]) -> str:
     from great_expectations.render.renderer import ValidationResultsPageRenderer
     from great_expectations.render.view import DefaultJinjaPageView
 
+    import quality.expectations  # noqa: F401 - registers the custom expectations the results name
     obj = ExpectationSuiteValidationResultSchema().load(result)
     return DefaultJinjaPageView().render(ValidationResultsPageRenderer().render(obj))
 
