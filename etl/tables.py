@@ -127,7 +127,7 @@ def open_table(store: Store, name: str) -> Any | None:
     from deltalake.exceptions import TableNotFoundError
 
     uri, options = store.table_uri(name), store.delta_options()
-    key = (uri, tuple(sorted(options.items())))
+    key = _open_key(store, name)
     dt = _OPEN.get(key)
     if dt is not None:
         try:
@@ -154,6 +154,10 @@ def open_table(store: Store, name: str) -> Any | None:
 
 
 _OPEN: dict[tuple[str, tuple[tuple[str, str], ...]], Any] = {}
+
+
+def _open_key(store: Store, name: str) -> tuple[str, tuple[tuple[str, str], ...]]:
+    return store.table_uri(name), tuple(sorted(store.delta_options().items()))
 
 
 def committed(store: Store, name: str, batch_id: str) -> bool:
@@ -211,7 +215,7 @@ def append_once(store: Store, name: str, table: pa.Table, batch_id: str, metadat
 
 def _landed(store: Store, name: str, batch_id: str) -> bool:
     """Whether ``batch_id`` is in table ``name``, read afresh (False if that cannot be told)."""
-    _OPEN.pop((store.table_uri(name), tuple(sorted(store.delta_options().items()))), None)
+    _OPEN.pop(_open_key(store, name), None)
     try:
         dt = open_table(store, name)
         return dt is not None and dt.transaction_version(batch_id) is not None

@@ -21,7 +21,7 @@ import sys
 import time
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pytest
 
@@ -233,6 +233,18 @@ def _seeded(request: pytest.FixtureRequest) -> random.Random:
     return random.Random(f"{SEED}:{request.node.name}")
 
 
+def _old_or_new(roots: dict[str, Any], names: list[str]) -> tuple[dict, dict, Callable[[Path], None]]:
+    """Each table's rows before and after the rebuild, and a check that a reader sees one of them."""
+    before = {n: table_rows(roots["stale"], n) for n in names}
+    after = {n: table_rows(roots["fresh"], n) for n in names}
+
+    def readers_see_old_or_new(work: Path) -> None:
+        for n in names:
+            assert table_rows(work, n) in (before[n], after[n]), f"{n}: neither the old nor the new rows"
+
+    return before, after, readers_see_old_or_new
+
+
 @pytest.fixture(scope="module")
 def roots(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return prepared(tmp_path_factory)
@@ -242,13 +254,8 @@ def test_kill_gold_rebuild_again_and_again(roots: dict[str, Any], tmp_path: Path
                                            request: pytest.FixtureRequest) -> None:
     rng = _seeded(request)
     names = gold_tables()
-    before = {n: table_rows(roots["stale"], n) for n in names}
-    after = {n: table_rows(roots["fresh"], n) for n in names}
+    before, after, readers_see_old_or_new = _old_or_new(roots, names)
     assert any(before[n] != after[n] for n in names)          # the late batch changed gold
-
-    def readers_see_old_or_new(work: Path) -> None:
-        for n in names:
-            assert table_rows(work, n) in (before[n], after[n]), f"{n}: neither the old nor the new rows"
 
     n = kill_repeatedly(rng, roots["stale"], tmp_path / "work", GOLD_CMD,
                         [("gold.model", len(names)), ("gold.commit", len(names))], roots["seconds"]["gold"], KILLS,
@@ -264,13 +271,8 @@ def test_kill_quality_rebuild_again_and_again(roots: dict[str, Any], tmp_path: P
                                               request: pytest.FixtureRequest) -> None:
     rng = _seeded(request)
     names = quality_tables()
-    before = {n: table_rows(roots["stale"], n) for n in names}
-    after = {n: table_rows(roots["fresh"], n) for n in names}
+    before, after, readers_see_old_or_new = _old_or_new(roots, names)
     assert before != after
-
-    def readers_see_old_or_new(work: Path) -> None:
-        for n in names:
-            assert table_rows(work, n) in (before[n], after[n]), f"{n}: neither the old nor the new rows"
 
     n = kill_repeatedly(rng, roots["stale"], tmp_path / "work", QUALITY_CMD, [("quality.daily", 1), ("quality.health", 1)],
                         roots["seconds"]["quality"], KILLS, readers_see_old_or_new)
