@@ -19,6 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from quality import gx_speed
 from quality.suites import Limits
 
 log = logging.getLogger(__name__)
@@ -82,7 +83,7 @@ def _batch_definition() -> Any:
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
-    _memoize_expectation_configuration()
+    gx_speed.install()
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)  # no tqdm bars in task logs
     source = context.data_sources.add_pandas("citylake")
@@ -90,42 +91,19 @@ def _batch_definition() -> Any:
     return asset.add_batch_definition_whole_dataframe("whole")
 
 
-_CONFIGS: dict[int, tuple[Any, Any]] = {}
-
-
-def _memoize_expectation_configuration() -> None:
-    """GX 1.24 rebuilds ``Expectation.configuration`` from the pydantic fields on every access,
-    thousands of times per validation (a third of a small batch's validation time). Cache it
-    per instance until one of its fields is set; the cache holds at most a few thousand entries."""
-    from great_expectations.expectations.expectation import Expectation
-
-    if getattr(Expectation, "_citylake_memo", False):
-        return
-    build, set_field = Expectation.configuration.fget, Expectation.__setattr__
-
-    def configuration(self: Any) -> Any:
-        hit = _CONFIGS.get(id(self))
-        if hit is not None and hit[0] is self:
-            return hit[1]
-        if len(_CONFIGS) > 4096:
-            _CONFIGS.clear()
-        config = build(self)
-        _CONFIGS[id(self)] = (self, config)
-        return config
-
-    def setattr_(self: Any, name: str, value: Any) -> None:
-        _CONFIGS.pop(id(self), None)
-        set_field(self, name, value)
-
-    Expectation.configuration = property(configuration)
-    Expectation.__setattr__ = setattr_
-    Expectation._citylake_memo = True
+def get_batch(df: Any) -> Any:
+    """A GX batch of ``df`` (both passes of :func:`validate_in_two_passes` share one)."""
+    return _batch_definition().get_batch(batch_parameters={"dataframe": df})
 
 
 def run_suite(suite: Any, df: Any, result_format: str = "COMPLETE") -> Any:
-    """Validate ``df`` with ``suite``; with COMPLETE, unexpected rows come back as index lists."""
-    batch = _batch_definition().get_batch(batch_parameters={"dataframe": df})
-    return batch.validate(suite, result_format={"result_format": result_format, "partial_unexpected_count": 5})
+    """Validate ``df`` (a frame or a batch from :func:`get_batch`) with ``suite``; with COMPLETE,
+    unexpected rows come back as index lists."""
+    batch = df if hasattr(df, "validate") else get_batch(df)
+    try:
+        return batch.validate(suite, result_format={"result_format": result_format, "partial_unexpected_count": 5})
+    finally:
+        gx_speed.end_of_run()
 
 
 def validate_in_two_passes(suite: Any, df: Any) -> tuple[list[Any], dict]:
@@ -137,7 +115,8 @@ def validate_in_two_passes(suite: Any, df: Any) -> tuple[list[Any], dict]:
     """
     from great_expectations import ExpectationSuite
 
-    first = run_suite(suite, df, "BOOLEAN_ONLY")
+    batch = get_batch(df)
+    first = run_suite(suite, batch, "BOOLEAN_ONLY")
     order = lambda r: (r.expectation_config.meta or {}).get("order")  # noqa: E731
     failing = {order(r) for r in first.results if not r.success}
     doc = first.to_json_dict()
@@ -145,7 +124,7 @@ def validate_in_two_passes(suite: Any, df: Any) -> tuple[list[Any], dict]:
         return list(first.results), doc
     again = ExpectationSuite(name=suite.name, expectations=[
         e.copy() for e in suite.expectations if (e.meta or {}).get("order") in failing])
-    detail = run_suite(again, df, "COMPLETE")
+    detail = run_suite(again, batch, "COMPLETE")
     by_order = {order(r): r for r in detail.results}
     detail_json = {order(r): j for r, j in zip(detail.results, detail.to_json_dict()["results"])}
     merged = [by_order.get(order(r), r) for r in first.results]

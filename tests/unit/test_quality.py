@@ -346,14 +346,3 @@ def test_profiles_map_failures_back_to_every_reading() -> None:
     physical = next(c for c in out.checks if c.code == "out_of_physical_range")
     assert (physical.evaluated, physical.failed) == (n, 2)   # counted in readings, not profiles
 
-
-def test_expectation_configuration_cache_follows_field_changes() -> None:
-    import great_expectations.expectations as gxe
-
-    from quality.validate import _memoize_expectation_configuration
-
-    _memoize_expectation_configuration()
-    e = gxe.ExpectColumnValuesToNotBeNull(column="a")
-    assert e.configuration is e.configuration and e.configuration.kwargs["column"] == "a"
-    e.column = "b"
-    assert e.configuration.kwargs["column"] == "b"
