@@ -165,7 +165,7 @@ def make_month(src: Path, dst: Path, day: str, days: int) -> list[str]:
     last = date.fromisoformat(day)
     dates = [(last - timedelta(days=i)).isoformat() for i in reversed(range(days))]
     for domain in _domains():
-        rows = base.to_pyarrow_dataset(partitions=[("domain", "=", domain), ("date", "=", day)]).to_table()
+        rows = base.to_pyarrow_dataset(file_pruning_predicate=[("domain", "=", domain), ("date", "=", day)]).to_table()
         for d in dates:
             shift = (last - date.fromisoformat(d)).days
             t = rows.set_column(rows.schema.get_field_index("ts"), "ts",

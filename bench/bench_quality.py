@@ -33,7 +33,6 @@ import statistics
 import subprocess
 import sys
 import time
-import warnings
 from collections import Counter
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -119,9 +118,7 @@ def suite_rejects(store: Any, rec: dict[str, Any]) -> Any:
     dt = tables.open_table(store, QUARANTINE)
     if dt is None:
         return candidate_schema().empty_table()
-    with warnings.catch_warnings():  # (``partitions`` is deprecated in deltalake 1.x; etl.tables uses it too)
-        warnings.simplefilter("ignore", DeprecationWarning)
-        dataset = dt.to_pyarrow_dataset(partitions=[("date", "in", list(rec["dates"]))])
+    dataset = dt.to_pyarrow_dataset(file_pruning_predicate=[("date", "in", list(rec["dates"]))])
     q = dataset.to_table(
         filter=(ds.field("batch_id") == rec["batch_id"]) & ds.field("reason").isin(list(SUITE_REASONS)))
     n = q.num_rows

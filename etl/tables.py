@@ -249,7 +249,7 @@ def silver_slice(store: Store, domain_dates: Iterable[tuple[str, str]], ts_min: 
         return empty
     tables = []
     for domain, dates in _group(pairs).items():
-        dataset = dt.to_pyarrow_dataset(partitions=[("domain", "=", domain), ("date", "in", dates)])
+        dataset = dt.to_pyarrow_dataset(file_pruning_predicate=[("domain", "=", domain), ("date", "in", dates)])
         flt = (ds.field("ts") >= pa.scalar(ts_min, TS)) & (ds.field("ts") <= pa.scalar(ts_max, TS))
         if devices is not None:
             flt &= (ds.field("device_id") >= devices[0]) & (ds.field("device_id") <= devices[1])
@@ -266,7 +266,7 @@ def batch_rows(store: Store, batch_id: str, domain_dates: Iterable[tuple[str, st
     dt = open_table(store, SILVER)
     parts = []
     for domain, dates in _group(sorted(set(domain_dates))).items():
-        dataset = dt.to_pyarrow_dataset(partitions=[("domain", "=", domain), ("date", "in", dates)])
+        dataset = dt.to_pyarrow_dataset(file_pruning_predicate=[("domain", "=", domain), ("date", "in", dates)])
         parts.append(dataset.to_table(filter=ds.field("batch_id") == batch_id))
     return pa.concat_tables(parts).cast(SILVER_SCHEMA) if parts else SILVER_SCHEMA.empty_table()
 
@@ -284,7 +284,7 @@ def read(store: Store, name: str, filters: list[tuple[str, str, Any]] | None = N
     if dt is None:
         schema = SCHEMAS[name]
         return schema.empty_table() if columns is None else schema.empty_table().select(columns)
-    return dt.to_pyarrow_dataset(partitions=filters).to_table(columns=columns)
+    return dt.to_pyarrow_dataset(file_pruning_predicate=filters).to_table(columns=columns)
 
 
 def replace_rows(store: Store, name: str, table: pa.Table, batch_id: str, txn: str,
