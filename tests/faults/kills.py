@@ -1,6 +1,8 @@
-"""Kill -9 an ingest run and check what it leaves behind.
+"""Kill -9 a stage's process and check what it leaves behind.
 
-A stage runs as a real subprocess (``python -m tests.faults.kills ingest_<source>``: what
+:func:`run` and :func:`kill_after` run any command (``citylake`` commands through
+:func:`cli_cmd`: the gold, quality and publish kill tests use them too). An ingest stage
+runs as a real subprocess (``python -m tests.faults.kills ingest_<source>``: what
 ``citylake run-dag`` does, ``dag.test()`` of the real DAG, or with ``--direct`` the DAG's two
 task functions without Airflow) and dies either at a failpoint ``name@N`` (exit 137, as
 SIGKILL) or from a SIGKILL after a random delay, wherever it happens to be. After

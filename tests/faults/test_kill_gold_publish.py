@@ -15,9 +15,6 @@ import os
 import random
 import re
 import shutil
-import signal
-import subprocess
-import sys
 import time
 from datetime import date
 from pathlib import Path
@@ -26,12 +23,11 @@ from typing import Any, Callable
 import pytest
 
 from tests.conftest import clear_caches
-from tests.faults import figures
+from tests.faults import figures, kills
 from tests.lakes import build_lake, lake_environment
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 
-REPO = Path(__file__).resolve().parents[2]
 AS_OF = "2026-11-29"
 DATES = ("--from", "2026-11-23", "--to", "2026-11-25")
 BASE_URL = "https://data.goyang.example.kr"     # the published bytes do not depend on the public root
@@ -74,7 +70,7 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         t0 = time.perf_counter()
         proc = run_cli(roots[root], cmd)
         seconds[stage] = time.perf_counter() - t0
-        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert proc.returncode == 0, proc.tail
     (base / "seconds.json").write_text(json.dumps(seconds))
     return {**roots, "seconds": seconds}
 
@@ -110,38 +106,25 @@ def copy_root(src: Path, dst: Path) -> None:
             shutil.copytree(src / part, dst / part)
 
 
-def environment(root: Path, failpoint: str | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "CITYLAKE_FAILPOINT"}
-    env.update(CITYLAKE_LAKE_URI=f"file://{root / 'lake'}", CITYLAKE_PUBLIC_URI=f"file://{root / 'public'}",
-               CITYLAKE_CSV_DROP_DIR=str(root / "drops"), CITYLAKE_FLEET="small",
-               CITYLAKE_PUBLIC_BASE_URL=BASE_URL)
-    if failpoint:
-        env["CITYLAKE_FAILPOINT"] = failpoint
-    return env
+def environment(root: Path) -> dict[str, str]:
+    """The settings that point a ``citylake`` process at ``root``'s lake and public tree."""
+    return {"CITYLAKE_LAKE_URI": f"file://{root / 'lake'}", "CITYLAKE_PUBLIC_URI": f"file://{root / 'public'}",
+            "CITYLAKE_CSV_DROP_DIR": str(root / "drops"), "CITYLAKE_FLEET": "small",
+            "CITYLAKE_PUBLIC_BASE_URL": BASE_URL}
 
 
 def run_cli(root: Path, cmd: tuple[str, ...], failpoint: str | None = None,
-            kill_after: float | None = None) -> subprocess.CompletedProcess[str]:
-    """``python -m etl.cli cmd`` over ``root``; SIGKILLed after ``kill_after`` seconds if given."""
-    args = [sys.executable, "-m", "etl.cli", *cmd]
+            kill_after: float | None = None) -> kills.Outcome:
+    """``citylake cmd`` over ``root`` (run by tests.faults.kills); SIGKILLed after ``kill_after`` seconds if given."""
+    argv = kills.cli_cmd(list(cmd))
     if kill_after is None:
-        return subprocess.run(args, cwd=REPO, env=environment(root, failpoint), capture_output=True, text=True,
-                              timeout=600)
-    with subprocess.Popen(args, cwd=REPO, env=environment(root, failpoint), stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True) as proc:
-        try:
-            out, err = proc.communicate(timeout=kill_after)
-        except subprocess.TimeoutExpired:
-            proc.send_signal(signal.SIGKILL)
-            out, err = proc.communicate()
-        return subprocess.CompletedProcess(args, proc.returncode, out, err)
+        return kills.run(argv, failpoint, timeout=600, extra_env=environment(root))
+    return kills.kill_after(argv, kill_after, timeout=600, extra_env=environment(root))
 
 
-def killed(proc: subprocess.CompletedProcess[str]) -> bool:
-    if proc.returncode in (137, -signal.SIGKILL):
-        return True
-    assert proc.returncode == 0, f"exit {proc.returncode}: {proc.stderr[-3000:]}"
-    return False
+def killed(outcome: kills.Outcome) -> bool:
+    assert outcome.killed or outcome.returncode == 0, f"exit {outcome.returncode}: {outcome.tail}"
+    return outcome.killed
 
 
 # ---- what readers see -----------------------------------------------------------------------------
@@ -261,7 +244,7 @@ def test_kill_gold_rebuild_again_and_again(roots: dict[str, Any], tmp_path: Path
                         [("gold.model", len(names)), ("gold.commit", len(names))], roots["seconds"]["gold"], KILLS,
                         readers_see_old_or_new)
     final = run_cli(tmp_path / "work", GOLD_CMD)
-    assert final.returncode == 0, final.stderr[-3000:]
+    assert final.returncode == 0, final.tail
     figures.record("kills", n)
     for name in names:
         assert table_rows(tmp_path / "work", name) == after[name], name
@@ -277,7 +260,7 @@ def test_kill_quality_rebuild_again_and_again(roots: dict[str, Any], tmp_path: P
     n = kill_repeatedly(rng, roots["stale"], tmp_path / "work", QUALITY_CMD, [("quality.daily", 1), ("quality.health", 1)],
                         roots["seconds"]["quality"], KILLS, readers_see_old_or_new)
     final = run_cli(tmp_path / "work", QUALITY_CMD)
-    assert final.returncode == 0, final.stderr[-3000:]
+    assert final.returncode == 0, final.tail
     figures.record("kills", n)
     for name in names:
         assert table_rows(tmp_path / "work", name) == after[name], name
@@ -308,7 +291,7 @@ def test_kill_publish_again_and_again(roots: dict[str, Any], tmp_path: Path, req
     n = kill_repeatedly(rng, start, tmp_path / "work", PUBLISH_CMD, publish_points(r1, r2, docs), seconds, KILLS,
                         release_whole)
     final = run_cli(tmp_path / "work", PUBLISH_CMD)
-    assert final.returncode == 0, final.stderr[-3000:]
+    assert final.returncode == 0, final.tail
     figures.record("kills", n)
     figures.record("publish_cuts", n)
     assert check_live(tmp_path / "work" / "public")["release"] == r2["release"]
