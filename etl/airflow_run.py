@@ -296,6 +296,10 @@ class Api:
     def pause(self, dag_id: str) -> None:
         self.call("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": True})
 
+    def trigger(self, dag_id: str, conf: dict[str, Any] | None = None) -> dict[str, Any]:
+        """A manual run of ``dag_id`` with ``conf`` (its params), as the UI's Trigger button makes."""
+        return self.call("POST", f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": None, "conf": conf or {}})
+
     def dag_runs(self, dag_id: str) -> list[dict[str, Any]]:
         return self.get(f"/api/v2/dags/{dag_id}/dagRuns", limit=100, order_by="run_after")["dag_runs"]
 

@@ -5,7 +5,9 @@ the public side on the moto S3 server.
 
 Nothing is run with ``dag.test()``: the hourly schedule creates the AirKorea ingest run, its
 silver asset event triggers ``quality_tables`` and ``aggregate_gold``, their gold asset events
-trigger ``publish_open_data``. Everything is checked through the REST API (token from
+trigger ``publish_open_data``. Then ``backfill_lake`` is triggered for the two days before
+today: its weather lane maps one task instance per day, and its one silver event runs the
+chain once more. Everything is checked through the REST API (token from
 ``POST /auth/token``), the citylake plugin and the public bucket.
 """
 from __future__ import annotations
@@ -14,7 +16,7 @@ import dataclasses
 import os
 import subprocess
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Iterator
 from urllib.parse import quote
@@ -30,6 +32,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 INGEST = "ingest_airkorea"     # the cheapest source that yields air-quality gold: 5 stations, one HTTP call each
 DOWNSTREAM = ("quality_tables", "aggregate_gold", "publish_open_data")
 CHAIN = (INGEST, *DOWNSTREAM)
+BACKFILL = "backfill_lake"
 DONE = {"success", "failed"}
 
 # A quick scheduler for a short test: the DAG files are parsed once (they do not change here),
@@ -198,7 +201,7 @@ def _failures(api: Api, runs: dict[str, list[dict[str, Any]]]) -> str:
 
 
 def test_chain_runs_from_schedule_and_asset_events(airflow_on_s3: Running) -> None:
-    api, airflow = airflow_on_s3.api, airflow_on_s3.airflow
+    api = airflow_on_s3.api
     ready = time.monotonic() - airflow_on_s3.started
 
     # the dag-processor has parsed the folder; DAGs start paused
@@ -261,3 +264,39 @@ def test_chain_runs_from_schedule_and_asset_events(airflow_on_s3: Running) -> No
     assert {"air-quality-station-hourly", "district-daily-summary"} <= set(current["datasets"])
     print(f"\nreal Airflow: healthy after {ready:.0f}s, ingest done at {ingested:.0f}s, chain settled at "
           f"{settled:.0f}s; asset-triggered runs: { {d: len(rs) for d, rs in runs.items()} }")
+    _backfill_two_days(api, {d: len(rs) for d, rs in runs.items()})
+
+
+def _backfill_two_days(api: Api, before: dict[str, int]) -> None:
+    """``backfill_lake`` under the same scheduler and executor: the two KST days before today
+    re-fetched from the weather API, one mapped task instance per day (dynamic task mapping),
+    then one silver event for both days, which runs the downstream chain once more."""
+    from etl.timeutil import kst_date
+
+    today = kst_date(datetime.now(timezone.utc))
+    days = [(today - timedelta(days=n)).isoformat() for n in (2, 1)]
+    api.unpause(BACKFILL)
+    run = api.trigger(BACKFILL, {"start": days[0], "end": days[1], "sources": ["weather_http"], "chunk_days": 1,
+                                 "extract": True})
+    path = f"/api/v2/dags/{BACKFILL}/dagRuns/{quote(run['dag_run_id'], safe='')}"
+    done = _wait("the backfill run", lambda: (lambda r: r if r["state"] in DONE else None)(api.get(path)), 300)
+    assert done["run_type"] == "manual" and done["state"] == "success", _failures(api, {BACKFILL: [done]})
+
+    tis = api.get(f"{path}/taskInstances", limit=200)["task_instances"]
+    lane = sorted((t for t in tis if t["task_id"] == "backfill_weather_http"), key=lambda t: t["map_index"])
+    assert [t["map_index"] for t in lane] == [0, 1] and all(t["state"] == "success" for t in lane), lane
+    assert [t["rendered_map_index"] for t in lane] == [f"weather_http {d}" for d in days]   # as in the grid
+    idle = [t for t in tis if t["task_id"].startswith("backfill_") and t["task_id"] != "backfill_weather_http"]
+    assert all(t["map_index"] == -1 and t["state"] == "skipped" for t in idle)   # zero-length maps
+    announced = [e for e in api.get("/api/v2/assets/events", source_dag_id=BACKFILL, limit=100)["asset_events"]
+                 if e["source_run_id"] == done["dag_run_id"]]
+    assert len(announced) == 1 and announced[0]["extra"]["accepted"] > 0
+    assert set(days) <= set(announced[0]["extra"]["dates"])   # (a batch may also touch the day before)
+
+    def rerun(runs: dict[str, list[dict[str, Any]]] | None) -> dict[str, list[dict[str, Any]]] | None:
+        return runs if runs and len(runs["aggregate_gold"]) > before["aggregate_gold"] else None
+
+    runs = _wait("the chain after the backfill", lambda: rerun(_quiet(api)), 300, every=3)
+    assert all(r["state"] == "success" for rs in runs.values() for r in rs), _failures(api, runs)
+    assert len(runs["quality_tables"]) == before["quality_tables"] + 1       # once for both days
+    assert len(runs["aggregate_gold"]) == before["aggregate_gold"] + 1
