@@ -9,7 +9,7 @@ patched and an unpatched process on a batch with every failure kind):
   thousands of times per run: cached per instance until one of its fields is set.
 - the pandas engine filters the frame again (row condition, rows with missing values
   dropped) for every metric of every expectation, each filter a copy of the whole frame:
-  each distinct domain's records are kept for the rest of the run.
+  each distinct domain's records are kept for the rest of the run (per thread).
 - a row condition ``column == value`` goes through ``DataFrame.query`` (a parser and a
   resolver per column, ~5 ms); it is applied as a boolean mask instead.
 - every frame under 1 GB is hashed as it loads, for a batch marker nothing here reads.
@@ -19,10 +19,11 @@ GX's own code for anything it does not recognise.
 """
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 _CONFIGS: dict[int, tuple[Any, Any]] = {}
-_DOMAINS: dict[str, Any] = {"data": None, "records": {}}
+_RUN = threading.local()    # per thread: the active frame and its domains' records
 
 
 def install() -> None:
@@ -36,7 +37,7 @@ def install() -> None:
 
 def end_of_run() -> None:
     """Drop the run's domain records (no frame outlives its validation run)."""
-    _DOMAINS.update(data=None, records={})
+    _RUN.data, _RUN.records = None, {}
 
 
 def _memoize_expectation_configuration() -> None:
@@ -76,12 +77,12 @@ def _memoize_domain_records() -> None:
         data = self.batch_manager.active_batch_data
         if data is None or domain_kwargs.get("batch_id") not in (None, self.batch_manager.active_batch_id):
             return get(self, domain_kwargs)
-        if _DOMAINS["data"] is not data:
-            _DOMAINS["data"], _DOMAINS["records"] = data, {}
+        if getattr(_RUN, "data", None) is not data:
+            _RUN.data, _RUN.records = data, {}
         key = repr(sorted((k, v) for k, v in domain_kwargs.items() if k != "batch_id"))
-        records = _DOMAINS["records"].get(key)
+        records = _RUN.records.get(key)
         if records is None:
-            records = _DOMAINS["records"][key] = get(self, domain_kwargs)
+            records = _RUN.records[key] = get(self, domain_kwargs)
         return records
 
     PandasExecutionEngine.get_domain_records = get_domain_records
