@@ -513,7 +513,6 @@ def run() -> None:
     work is done. The exit handlers still run and the streams are flushed first.
     """
     import atexit
-    import logging
 
     code = main()
     atexit._run_exitfuncs()

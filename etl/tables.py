@@ -127,7 +127,7 @@ def open_table(store: Store, name: str) -> Any | None:
     from deltalake.exceptions import TableNotFoundError
 
     uri, options = store.table_uri(name), store.delta_options()
-    key = _open_key(store, name)
+    key = _open_key(uri, options)
     dt = _OPEN.get(key)
     if dt is not None:
         try:
@@ -156,8 +156,8 @@ def open_table(store: Store, name: str) -> Any | None:
 _OPEN: dict[tuple[str, tuple[tuple[str, str], ...]], Any] = {}
 
 
-def _open_key(store: Store, name: str) -> tuple[str, tuple[tuple[str, str], ...]]:
-    return store.table_uri(name), tuple(sorted(store.delta_options().items()))
+def _open_key(uri: str, options: dict[str, str]) -> tuple[str, tuple[tuple[str, str], ...]]:
+    return uri, tuple(sorted(options.items()))
 
 
 def committed(store: Store, name: str, batch_id: str) -> bool:
@@ -215,7 +215,7 @@ def append_once(store: Store, name: str, table: pa.Table, batch_id: str, metadat
 
 def _landed(store: Store, name: str, batch_id: str) -> bool:
     """Whether ``batch_id`` is in table ``name``, read afresh (False if that cannot be told)."""
-    _OPEN.pop(_open_key(store, name), None)
+    _OPEN.pop(_open_key(store.table_uri(name), store.delta_options()), None)
     try:
         dt = open_table(store, name)
         return dt is not None and dt.transaction_version(batch_id) is not None

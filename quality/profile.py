@@ -37,10 +37,10 @@ FRAME_COLUMNS = ("part", "rows", "device_id", "metric", "value", "src_flag", "ts
 SERIES_METRICS = frozenset(m.metric for m in METRICS if m.stuck_run or m.max_step is not None) | {"pm10", "pm25"}
 
 _US = pa.timestamp("us", tz="UTC")
-_TYPES = {"part": pa.dictionary(pa.int32(), pa.string()), "rows": pa.int64(), "device_id": pa.dictionary(pa.int32(), pa.string()),
-          "metric": pa.dictionary(pa.int32(), pa.string()), "value": pa.float64(), "src_flag": pa.dictionary(pa.int32(), pa.string()),
-          "ts": _US, "latest_ts": _US, "ts_day": _US, "install_ts": _US, "lat": pa.float64(), "lon": pa.float64(),
-          "series_device": pa.dictionary(pa.int32(), pa.string()), "series_metric": pa.dictionary(pa.int32(), pa.string()),
+_CODES = pa.dictionary(pa.int32(), pa.string())   # strings as pandas categoricals (cheap copies for GX)
+_TYPES = {"part": _CODES, "rows": pa.int64(), "device_id": _CODES, "metric": _CODES, "value": pa.float64(),
+          "src_flag": _CODES, "ts": _US, "latest_ts": _US, "ts_day": _US, "install_ts": _US, "lat": pa.float64(),
+          "lon": pa.float64(), "series_device": _CODES, "series_metric": _CODES,
           "series_ts": _US, "series_value": pa.float64(), "series_pos": pa.int64(), "prev_value": pa.float64(),
           "prev_run": pa.int64(), "null_keys": pa.int64(), "duplicate_keys": pa.int64()}
 
@@ -228,7 +228,7 @@ def _duplicate_keys(*codes: np.ndarray) -> int:
 def _complete(table: pa.Table, part: str) -> pa.Table:
     """``table`` with every frame column, in order (missing ones null), typed as _TYPES."""
     n = table.num_rows
-    cols = {"part": pa.array([part] * n, pa.string()).dictionary_encode().cast(_TYPES["part"])}
+    cols = {"part": pa.array([part] * n, pa.string()).dictionary_encode().cast(_CODES)}
     for name in FRAME_COLUMNS[1:]:
         typ = _TYPES[name]
         if name in table.column_names:

@@ -96,10 +96,9 @@ def get_batch(df: Any) -> Any:
     return _batch_definition().get_batch(batch_parameters={"dataframe": df})
 
 
-def run_suite(suite: Any, df: Any, result_format: str = "COMPLETE") -> Any:
-    """Validate ``df`` (a frame or a batch from :func:`get_batch`) with ``suite``; with COMPLETE,
-    unexpected rows come back as index lists."""
-    batch = df if hasattr(df, "validate") else get_batch(df)
+def run_suite(suite: Any, batch: Any, result_format: str = "COMPLETE") -> Any:
+    """Validate ``batch`` (from :func:`get_batch`) with ``suite``; with COMPLETE, unexpected
+    rows come back as index lists."""
     try:
         return batch.validate(suite, result_format={"result_format": result_format, "partial_unexpected_count": 5})
     finally:
@@ -279,7 +278,7 @@ def validate_batch(counts: dict[str, int], lag_s: float | None, device_hours: in
     df = pd.DataFrame([row]).astype({k: "float64" for k in ("duplicate_rate", "quarantine_rate", "lag_s",
                                                             "incomplete_share")})
     suite = batch_suite(limits)
-    result = run_suite(suite, df, "BOOLEAN_ONLY")   # one row: the observed values are in ``row``
+    result = run_suite(suite, get_batch(df), "BOOLEAN_ONLY")   # one row: the observed values are in ``row``
     checks, errors, warnings = [], [], []
     for r in result.results:
         cfg = r.expectation_config.to_json_dict()

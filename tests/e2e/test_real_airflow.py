@@ -279,7 +279,12 @@ def _backfill_two_days(api: Api, before: dict[str, int]) -> None:
     run = api.trigger(BACKFILL, {"start": days[0], "end": days[1], "sources": ["weather_http"], "chunk_days": 1,
                                  "extract": True})
     path = f"/api/v2/dags/{BACKFILL}/dagRuns/{quote(run['dag_run_id'], safe='')}"
-    done = _wait("the backfill run", lambda: (lambda r: r if r["state"] in DONE else None)(api.get(path)), 300)
+
+    def finished() -> dict[str, Any] | None:
+        now = api.get(path)
+        return now if now["state"] in DONE else None
+
+    done = _wait("the backfill run", finished, 300)
     assert done["run_type"] == "manual" and done["state"] == "success", _failures(api, {BACKFILL: [done]})
 
     tis = api.get(f"{path}/taskInstances", limit=200)["task_instances"]

@@ -345,4 +345,3 @@ def test_profiles_map_failures_back_to_every_reading() -> None:
     assert sum(r is not None for r in out.reason) == 4
     physical = next(c for c in out.checks if c.code == "out_of_physical_range")
     assert (physical.evaluated, physical.failed) == (n, 2)   # counted in readings, not profiles
-
